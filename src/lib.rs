@@ -1,0 +1,17 @@
+//! biqa: blind image quality assessment with vision-language models (mPLUG-Owl2 as used by Q-Align /
+//! Q-Instruct), in Rust.
+//!
+//! This facade re-exports the member crates and holds what the `biqa` command line shares with library users:
+//! device selection ([`device`]) and the CSV inputs of the evaluation commands ([`tables`]).
+//!
+//! | crate | re-exported as | what |
+//! |---|---|---|
+//! | `biqa-metrics` | [`metrics`] | SRCC, PLCC (raw and logistic), KRCC, RMSE, accuracy, instability |
+
+pub use biqa_metrics as metrics;
+
+pub mod device;
+pub mod error;
+pub mod tables;
+
+pub use error::{Error, Result};

@@ -1,0 +1,222 @@
+//! The `biqa` binary end to end: output keys, values against the SciPy fixture, exit codes and one-line errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+fn biqa(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_biqa"))
+        .args(args)
+        .output()
+        .expect("the biqa binary runs")
+}
+
+fn fixture_case(name: &str) -> Result<(Vec<f64>, Vec<f64>, Value)> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/metrics/metrics.json"
+    );
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let case = json["cases"]
+        .as_array()
+        .context("cases")?
+        .iter()
+        .find(|c| c["name"] == name)
+        .context("case")?
+        .clone();
+    let v = |k: &str| {
+        case[k]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_f64).collect::<Vec<_>>())
+    };
+    Ok((v("pred").context("pred")?, v("mos").context("mos")?, case))
+}
+
+fn write_csv(dir: &Path, name: &str, text: &str) -> Result<String> {
+    let p = dir.join(name);
+    std::fs::write(&p, text)?;
+    Ok(p.to_string_lossy().into_owned())
+}
+
+#[test]
+fn metrics_json_matches_scipy() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (pred, mos, case) = fixture_case("noisy_logistic_n200")?;
+    let mut csv = String::from("image,score,gt\n");
+    for (i, (p, m)) in pred.iter().zip(&mos).enumerate() {
+        csv.push_str(&format!("img{i}.png,{p},{m}\n"));
+    }
+    let file = write_csv(dir.path(), "pred.csv", &csv)?;
+    let out = biqa(&["metrics", &file, "--pred", "score", "--mos", "gt", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout)?;
+    let obj = json.as_object().context("object")?;
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "krcc",
+            "n",
+            "plcc",
+            "plcc_logistic",
+            "rmse_logistic",
+            "srcc"
+        ]
+    );
+    assert_eq!(json["n"], 200);
+    let close = |k: &str, fk: &str, tol: f64| {
+        let (g, w) = (
+            json[k].as_f64().unwrap_or(f64::NAN),
+            case[fk].as_f64().unwrap_or(f64::NAN),
+        );
+        assert!((g - w).abs() <= tol, "{k}: {g} vs {w}");
+    };
+    close("srcc", "srcc", 1e-9);
+    close("plcc", "plcc_raw", 1e-9);
+    close("krcc", "krcc_tau_b", 1e-9);
+    close("plcc_logistic", "plcc_fitted", 1e-6);
+    close("rmse_logistic", "rmse_fitted", 1e-6);
+
+    // The table form names every metric.
+    let out = biqa(&["metrics", &file, "--pred", "score", "--mos", "gt"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout)?;
+    for k in [
+        "n ",
+        "srcc",
+        "plcc ",
+        "plcc_logistic",
+        "krcc",
+        "rmse_logistic",
+    ] {
+        assert!(text.contains(k), "{text}");
+    }
+    Ok(())
+}
+
+#[test]
+fn small_n_has_no_logistic_fit() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = write_csv(dir.path(), "p.csv", "pred,mos\n1,2\n2,1\n3,3\n")?;
+    let out = biqa(&["metrics", &file, "--json"]);
+    assert!(out.status.success());
+    let json: Value = serde_json::from_slice(&out.stdout)?;
+    assert!(json["plcc_logistic"].is_null() && json["rmse_logistic"].is_null());
+    assert!((json["srcc"].as_f64().context("srcc")? - 0.5).abs() < 1e-12);
+    Ok(())
+}
+
+#[test]
+fn errors_are_one_line_and_name_the_cell() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = write_csv(
+        dir.path(),
+        "bad.csv",
+        "pred,mos\n0.1,1\n0.2,2\n0.x,3\n0.4,4\n",
+    )?;
+    let out = biqa(&["metrics", &file]);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr)?;
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("bad.csv") && err.contains("line 4") && err.contains("\"pred\""),
+        "{err}"
+    );
+
+    let constant = write_csv(dir.path(), "const.csv", "pred,mos\n1,1\n1,2\n1,3\n1,4\n")?;
+    let out = biqa(&["metrics", &constant]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr)?.contains("constant"));
+
+    let out = biqa(&["metrics", "/nonexistent/file.csv"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr)?.contains("/nonexistent/file.csv"));
+
+    let out = biqa(&["metrics", &file, "--pred", "prediction"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr)?.contains("no column named \"prediction\""));
+    Ok(())
+}
+
+#[test]
+fn instability_json() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut csv = String::from("sample,session,answer\n");
+    // Session 1: sample a stable (good ×3), sample b unstable (poor, fair, poor).
+    // Session 2: both stable; session 3: sample a has an unparseable answer.
+    for (s, a, b) in [
+        (
+            "1",
+            ["good", "The quality is good.", "good"],
+            ["poor", "fair", "poor"],
+        ),
+        ("2", ["good", "good", "good"], ["poor", "poor", "poor"]),
+        (
+            "3",
+            ["good", "I am not sure", "good"],
+            ["poor", "poor", "poor"],
+        ),
+    ] {
+        for t in a {
+            csv.push_str(&format!("a,{s},{t}\n"));
+        }
+        for t in b {
+            csv.push_str(&format!("b,{s},{t}\n"));
+        }
+    }
+    let file = write_csv(dir.path(), "answers.csv", &csv)?;
+    let out = biqa(&["instability", &file, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout)?;
+    let mut keys: Vec<&str> = json
+        .as_object()
+        .context("object")?
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "answer_level_mean",
+            "answer_level_std",
+            "invalid_rate",
+            "sample_level_mean",
+            "sample_level_std",
+            "sessions"
+        ]
+    );
+    let f = |k: &str| json[k].as_f64().unwrap_or(f64::NAN);
+    // Per session sample-level: 0.5, 0, 0.5 → mean 1/3, std (ddof 1) = sqrt(1/12).
+    assert!((f("sample_level_mean") - 1.0 / 3.0).abs() < 1e-12);
+    assert!((f("sample_level_std") - (1.0f64 / 12.0).sqrt()).abs() < 1e-12);
+    // Answer-level: 1/6, 0, 1/6.
+    assert!((f("answer_level_mean") - 1.0 / 9.0).abs() < 1e-12);
+    assert!((f("invalid_rate") - 1.0 / 18.0).abs() < 1e-12);
+    assert_eq!(json["sessions"].as_array().context("sessions")?.len(), 3);
+    assert_eq!(json["sessions"][0]["session"], "1");
+
+    let bad = write_csv(dir.path(), "bad.csv", "sample,answer\na,good\n")?;
+    let out = biqa(&["instability", &bad]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr)?.contains("session"));
+    Ok(())
+}
+
+#[test]
+fn info_runs() {
+    let out = biqa(&["info"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("flex"));
+}
