@@ -1,0 +1,145 @@
+//! The one error type of `biqa-checkpoint`.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// What is wrong with one tensor of a checkpoint, as found while building a model from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TensorProblem {
+    /// The model needs this tensor and the checkpoint lacks it.
+    Missing {
+        /// HF name of the tensor.
+        name: String,
+        /// The shape the model expects.
+        expected: Vec<usize>,
+    },
+    /// The tensor exists with another shape.
+    Shape {
+        /// HF name of the tensor.
+        name: String,
+        /// The shape the model expects.
+        expected: Vec<usize>,
+        /// The shape in the checkpoint.
+        actual: Vec<usize>,
+    },
+    /// The checkpoint has a tensor the model does not use.
+    Unexpected {
+        /// HF name of the tensor.
+        name: String,
+        /// Its shape in the checkpoint.
+        actual: Vec<usize>,
+    },
+    /// The tensor's dtype cannot be used as float weights (an integer or boolean tensor).
+    Dtype {
+        /// HF name of the tensor.
+        name: String,
+        /// The dtype in the checkpoint.
+        dtype: String,
+    },
+    /// The tensor's bytes could not be read (truncated file, I/O error).
+    Unreadable {
+        /// HF name of the tensor.
+        name: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl fmt::Display for TensorProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Missing { name, expected } => write!(f, "missing {name} (expected shape {expected:?})"),
+            Self::Shape { name, expected, actual } => {
+                write!(f, "wrong shape for {name}: expected {expected:?}, found {actual:?}")
+            }
+            Self::Unexpected { name, actual } => write!(f, "unexpected {name} (shape {actual:?})"),
+            Self::Dtype { name, dtype } => write!(f, "{name} has dtype {dtype}, not a float dtype"),
+            Self::Unreadable { name, reason } => write!(f, "cannot read {name}: {reason}"),
+        }
+    }
+}
+
+/// Everything that can go wrong when opening or reading a checkpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A directory holds none of the weight files a checkpoint directory can have.
+    #[error(
+        "{0}: no weights found (looked for model.safetensors, model.safetensors.index.json, pytorch_model.bin, \
+         pytorch_model.bin.index.json)"
+    )]
+    NoWeights(PathBuf),
+    /// A weight file's extension is not one this crate reads.
+    #[error("{0}: unknown weight file type (expected .safetensors, .bin, .pt, .pth or an .index.json)")]
+    UnknownFormat(PathBuf),
+    /// A safetensors file is malformed or truncated.
+    #[error("{path}: invalid safetensors file: {reason}")]
+    Safetensors {
+        /// The file.
+        path: PathBuf,
+        /// What the reader said.
+        reason: String,
+    },
+    /// A PyTorch pickle is malformed, truncated, or uses a global other than the tensor-rebuild functions.
+    #[error("{path}: invalid PyTorch checkpoint: {reason}")]
+    Pytorch {
+        /// The file.
+        path: PathBuf,
+        /// What the reader said.
+        reason: String,
+    },
+    /// A shard index is malformed or names files that do not exist or tensors they do not hold.
+    #[error("{path}: {reason}")]
+    Index {
+        /// The index file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The same tensor name appears in two shards.
+    #[error("{name} appears in both {first} and {second}")]
+    Duplicate {
+        /// Tensor name.
+        name: String,
+        /// First file.
+        first: PathBuf,
+        /// Second file.
+        second: PathBuf,
+    },
+    /// A tensor was asked for by name and is not in the checkpoint.
+    #[error("{source_desc}: no tensor named {name}")]
+    NotFound {
+        /// The checkpoint (file or directory).
+        source_desc: String,
+        /// The name.
+        name: String,
+    },
+    /// A tensor's data could not be read or converted.
+    #[error("{source_desc}: tensor {name}: {reason}")]
+    Data {
+        /// The checkpoint (file or directory).
+        source_desc: String,
+        /// The name.
+        name: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Building a model found missing, mis-shaped or unexpected tensors: every one is listed.
+    #[error("{source_desc}: {} tensor problem(s): {}", problems.len(), problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Tensors {
+        /// The checkpoint (file or directory).
+        source_desc: String,
+        /// Every problem found.
+        problems: Vec<TensorProblem>,
+    },
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, CheckpointError>;

@@ -1,0 +1,165 @@
+//! Opening the fixture checkpoints in every format, and every loader error case on corrupted copies.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use biqa_checkpoint::{Checkpoint, CheckpointError, TensorProblem, Weights, WeightFormat};
+use burn::tensor::{DType, Device};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+fn bf16_round(x: f32) -> f32 {
+    // Round-to-nearest-even to bf16, as torch's .to(torch.bfloat16).
+    let bits = x.to_bits();
+    let lsb = (bits >> 16) & 1;
+    f32::from_bits((bits.wrapping_add(0x7FFF + lsb)) & 0xFFFF_0000)
+}
+
+#[test]
+fn directory_prefers_safetensors_and_bin_matches_bf16() -> Result<()> {
+    let dir = fixtures().join("tiny-owl2");
+    let st = Checkpoint::open(&dir)?;
+    assert_eq!(st.format(), WeightFormat::Safetensors);
+    assert_eq!(st.len(), 114);
+    let bin = Checkpoint::open(dir.join("pytorch_model.bin"))?;
+    assert_eq!(bin.format(), WeightFormat::Pytorch);
+    assert_eq!(bin.len(), 114);
+    assert_eq!(st.names().collect::<Vec<_>>(), bin.names().collect::<Vec<_>>());
+    let name = "model.layers.0.self_attn.k_proj.multiway.1.weight";
+    assert_eq!(bin.info(name).map(|i| i.dtype), Some(DType::BF16));
+    assert_eq!(bin.info(name).map(|i| i.shape), Some(vec![96, 96]));
+    for name in st.names() {
+        let (a, sa) = st.f32(name)?;
+        let (b, sb) = bin.f32(name)?;
+        assert_eq!(sa, sb, "{name}");
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(bf16_round(*x), *y, "{name}: every .bin value is bf16(safetensors value)");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn strided_pickle_tensor_honours_offset_and_strides() -> Result<()> {
+    let ck = Checkpoint::open(fixtures().join("checkpoint-cases/strided.bin"))?;
+    let (v, shape) = ck.f32("w")?;
+    assert_eq!(shape, vec![2, 3]);
+    assert_eq!(v, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    Ok(())
+}
+
+#[test]
+fn pickle_with_foreign_global_is_refused() {
+    let err = Checkpoint::open(fixtures().join("checkpoint-cases/evil_global.bin")).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, CheckpointError::Pytorch { .. }), "{msg}");
+    assert!(msg.contains("evil_global.bin"), "{msg}");
+}
+
+/// Writes the tensors of `ck` into `n` safetensors shards plus an index; returns the index path.
+fn write_shards(ck: &Checkpoint, dir: &Path, n: usize) -> Result<PathBuf> {
+    let names: Vec<String> = ck.names().map(str::to_string).collect();
+    let mut weight_map = serde_json::Map::new();
+    let per = names.len().div_ceil(n);
+    for (s, chunk) in names.chunks(per).enumerate() {
+        let file = format!("model-{:05}-of-{:05}.safetensors", s + 1, n);
+        let mut bufs = Vec::new();
+        for name in chunk {
+            let (v, shape) = ck.f32(name)?;
+            let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            bufs.push((name.clone(), shape, bytes));
+            weight_map.insert(name.clone(), serde_json::Value::String(file.clone()));
+        }
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bufs
+            .iter()
+            .map(|(n, s, b)| Ok((n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)?)))
+            .collect::<Result<_>>()?;
+        safetensors::serialize_to_file(views, None, &dir.join(&file))?;
+    }
+    let index = dir.join("model.safetensors.index.json");
+    std::fs::write(&index, serde_json::to_string(&serde_json::json!({"metadata": {}, "weight_map": weight_map}))?)?;
+    Ok(index)
+}
+
+#[test]
+fn sharded_safetensors_and_their_errors() -> Result<()> {
+    let ck = Checkpoint::open(fixtures().join("tiny-owl2"))?;
+    let tmp = tempfile::tempdir()?;
+    let index = write_shards(&ck, tmp.path(), 3)?;
+    // The directory opens through its index.
+    let sharded = Checkpoint::open(tmp.path())?;
+    assert_eq!(sharded.files().len(), 3);
+    assert_eq!(sharded.len(), ck.len());
+    let name = "lm_head.weight";
+    assert_eq!(sharded.f32(name)?, ck.f32(name)?);
+
+    // An index naming a missing shard.
+    let text = std::fs::read_to_string(&index)?;
+    std::fs::write(&index, text.replace("model-00002-of-00003", "model-00009-of-00003"))?;
+    let err = Checkpoint::open(tmp.path()).unwrap_err();
+    assert!(err.to_string().contains("model-00009-of-00003.safetensors") && err.to_string().contains("does not exist"), "{err}");
+    std::fs::write(&index, &text)?;
+
+    // A truncated shard.
+    let shard = tmp.path().join("model-00003-of-00003.safetensors");
+    let bytes = std::fs::read(&shard)?;
+    std::fs::write(&shard, &bytes[..bytes.len() / 2])?;
+    let err = Checkpoint::open(tmp.path()).unwrap_err();
+    assert!(matches!(err, CheckpointError::Safetensors { .. }), "{err}");
+    assert!(err.to_string().contains("model-00003-of-00003.safetensors"), "{err}");
+
+    // Not a checkpoint at all.
+    let empty = tempfile::tempdir()?;
+    assert!(matches!(Checkpoint::open(empty.path()), Err(CheckpointError::NoWeights(_))));
+    let garbage = empty.path().join("model.safetensors");
+    std::fs::write(&garbage, b"this is not a safetensors file")?;
+    assert!(matches!(Checkpoint::open(&garbage), Err(CheckpointError::Safetensors { .. })));
+    let garbage_bin = empty.path().join("pytorch_model.bin");
+    std::fs::write(&garbage_bin, b"PK\x03\x04 truncated zip")?;
+    assert!(matches!(Checkpoint::open(&garbage_bin), Err(CheckpointError::Pytorch { .. })));
+    Ok(())
+}
+
+#[test]
+fn truncated_bin_is_an_error() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let bytes = std::fs::read(fixtures().join("tiny-owl2/pytorch_model.bin"))?;
+    let p = tmp.path().join("pytorch_model.bin");
+    std::fs::write(&p, &bytes[..bytes.len() * 2 / 3])?;
+    let err = Checkpoint::open(&p).map(|ck| {
+        // If the table of contents survived, reading every tensor must fail somewhere, never panic.
+        ck.names().map(str::to_string).collect::<Vec<_>>().iter().map(|n| ck.f32(n).map(|_| ())).collect::<Result<Vec<_>, _>>()
+    });
+    match err {
+        Err(e) => assert!(e.to_string().contains("pytorch_model.bin"), "{e}"),
+        Ok(inner) => assert!(inner.is_err(), "a truncated .bin must not read cleanly"),
+    }
+    Ok(())
+}
+
+#[test]
+fn weights_report_every_problem_at_once() -> Result<()> {
+    let ck = Checkpoint::open(fixtures().join("tiny-llama-gqa"))?;
+    let device = Device::flex();
+    let w = Weights::new(&ck, &device);
+    let _ok = w.tensor("model.norm.weight", [64]);
+    let _missing = w.tensor("model.layers.0.self_attn.q_norm.weight", [16]);
+    let _shape = w.linear("model.layers.0.self_attn.k_proj", 64, 64, false); // stored [32, 64]
+    let err = w.finish().unwrap_err();
+    let CheckpointError::Tensors { problems, .. } = &err else { panic!("{err}") };
+    assert!(problems.contains(&TensorProblem::Missing {
+        name: "model.layers.0.self_attn.q_norm.weight".into(),
+        expected: vec![16]
+    }));
+    assert!(problems.contains(&TensorProblem::Shape {
+        name: "model.layers.0.self_attn.k_proj.weight".into(),
+        expected: vec![64, 64],
+        actual: vec![32, 64]
+    }));
+    assert!(problems.contains(&TensorProblem::Unexpected { name: "lm_head.weight".into(), actual: vec![512, 64] }));
+    let msg = err.to_string();
+    assert!(msg.contains("missing model.layers.0.self_attn.q_norm.weight") && msg.contains("expected [64, 64], found [32, 64]"), "{msg}");
+    Ok(())
+}
