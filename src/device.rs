@@ -70,9 +70,7 @@ impl DeviceKind {
     /// The backends compiled into this build.
     pub fn compiled_backends() -> Vec<&'static str> {
         let mut v = Vec::new();
-        if cfg!(feature = "flex") {
-            v.push("flex");
-        }
+        v.push("flex");
         if cfg!(feature = "cuda") {
             v.push("cuda");
         }
@@ -85,7 +83,6 @@ impl DeviceKind {
     /// The backend is not compiled into this build.
     pub fn device(self) -> Result<burn::tensor::Device> {
         match self {
-            #[cfg(feature = "flex")]
             DeviceKind::Flex => Ok(burn::tensor::Device::flex()),
             #[cfg(feature = "cuda")]
             DeviceKind::Cuda(i) => Ok(burn::tensor::Device::cuda(i)),
@@ -93,10 +90,7 @@ impl DeviceKind {
             other => Err(Error::Device(format!(
                 "{other} is not compiled into this build (backends: {:?}); rebuild with `--features {}`",
                 Self::compiled_backends(),
-                match other {
-                    DeviceKind::Flex => "flex",
-                    DeviceKind::Cuda(_) => "cuda",
-                }
+                "cuda"
             ))),
         }
     }

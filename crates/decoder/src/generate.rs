@@ -1,0 +1,294 @@
+//! Seeded sampling and the generation loop (greedy, temperature, top-k, top-p; stop tokens; left-padded batches).
+
+use burn::tensor::Tensor;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::cache::KvCache;
+use crate::error::{DecoderError, Result};
+use crate::model::{DecoderInput, ForwardOptions, Llama, LogitsMode, Modality};
+
+/// How the next token is chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sampling {
+    /// The most likely token (the first one on ties, as `torch.argmax`).
+    Greedy,
+    /// Sampling from `softmax(logits / temperature)` after top-k and top-p filtering (HF's warper order).
+    Sample {
+        /// Temperature (> 0).
+        temperature: f32,
+        /// Keep only the k most likely tokens (ties with the k-th kept), if set.
+        top_k: Option<usize>,
+        /// Keep the smallest set of most likely tokens whose probability reaches `top_p`, if set (0 < p ≤ 1).
+        top_p: Option<f32>,
+    },
+}
+
+impl Sampling {
+    /// Sampling from the CLI's parameters: temperature 0 means greedy.
+    ///
+    /// # Errors
+    /// A negative or non-finite temperature, `top_p` outside (0, 1], or `top_k = 0`.
+    pub fn from_params(temperature: f32, top_k: Option<usize>, top_p: Option<f32>) -> Result<Self> {
+        if !temperature.is_finite() || temperature < 0.0 {
+            return Err(DecoderError::Sampling(format!("temperature {temperature} must be ≥ 0")));
+        }
+        if let Some(p) = top_p
+            && !(p > 0.0 && p <= 1.0)
+        {
+            return Err(DecoderError::Sampling(format!("top_p {p} must be in (0, 1]")));
+        }
+        if top_k == Some(0) {
+            return Err(DecoderError::Sampling("top_k must be ≥ 1".into()));
+        }
+        Ok(if temperature == 0.0 { Sampling::Greedy } else { Sampling::Sample { temperature, top_k, top_p } })
+    }
+}
+
+/// A seeded token sampler.
+#[derive(Debug, Clone)]
+pub struct Sampler {
+    sampling: Sampling,
+    rng: ChaCha8Rng,
+}
+
+impl Sampler {
+    /// A sampler; the same seed gives the same tokens for the same logits.
+    pub fn new(sampling: Sampling, seed: u64) -> Self {
+        Self { sampling, rng: ChaCha8Rng::seed_from_u64(seed) }
+    }
+
+    /// The tokens `sample` may return for `logits` (after top-k / top-p filtering; all for greedy: its argmax).
+    pub fn allowed(&self, logits: &[f32]) -> Vec<usize> {
+        match self.sampling {
+            Sampling::Greedy => vec![argmax(logits)],
+            Sampling::Sample { temperature, top_k, top_p } => {
+                filtered(logits, temperature, top_k, top_p).into_iter().map(|(i, _)| i).collect()
+            }
+        }
+    }
+
+    /// Picks the next token from one row of logits `[V]`.
+    pub fn sample(&mut self, logits: &[f32]) -> usize {
+        match self.sampling {
+            Sampling::Greedy => argmax(logits),
+            Sampling::Sample { temperature, top_k, top_p } => {
+                let kept = filtered(logits, temperature, top_k, top_p);
+                let u: f64 = self.rng.random::<f64>();
+                let mut acc = 0.0;
+                for &(i, p) in &kept {
+                    acc += p;
+                    if u < acc {
+                        return i;
+                    }
+                }
+                kept.last().map_or(0, |&(i, _)| i)
+            }
+        }
+    }
+}
+
+fn argmax(logits: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > logits[best] || (logits[best].is_nan() && !v.is_nan()) {
+            best = i;
+        }
+    }
+    best
+}
+
+/// The tokens surviving temperature, top-k and top-p, with their renormalised probabilities, most likely first.
+fn filtered(logits: &[f32], temperature: f32, top_k: Option<usize>, top_p: Option<f32>) -> Vec<(usize, f64)> {
+    let scaled: Vec<f64> = logits.iter().map(|&l| f64::from(l) / f64::from(temperature)).collect();
+    let mut order: Vec<usize> = (0..scaled.len()).filter(|&i| !scaled[i].is_nan()).collect();
+    order.sort_by(|&a, &b| scaled[b].total_cmp(&scaled[a]).then(a.cmp(&b)));
+    if let Some(k) = top_k
+        && k < order.len()
+    {
+        // HF: remove tokens whose score is below the k-th largest (ties with it survive).
+        let kth = scaled[order[k - 1]];
+        order.retain(|&i| scaled[i] >= kth);
+    }
+    let max = order.first().map_or(0.0, |&i| scaled[i]);
+    let mut probs: Vec<f64> = order.iter().map(|&i| (scaled[i] - max).exp()).collect();
+    let z: f64 = probs.iter().sum();
+    probs.iter_mut().for_each(|p| *p /= z);
+    if let Some(p) = top_p {
+        // HF: drop the tail whose cumulative probability (ascending) stays ≤ 1 − p; keep at least one token.
+        let mut keep = order.len();
+        let mut tail = 0.0;
+        for j in (0..order.len()).rev() {
+            tail += probs[j];
+            if tail <= 1.0 - f64::from(p) && j > 0 {
+                keep = j;
+            } else {
+                break;
+            }
+        }
+        order.truncate(keep);
+        probs.truncate(keep);
+        let z: f64 = probs.iter().sum();
+        probs.iter_mut().for_each(|q| *q /= z);
+    }
+    order.into_iter().zip(probs).collect()
+}
+
+/// Generation settings.
+#[derive(Debug, Clone)]
+pub struct GenerationConfig {
+    /// Maximum number of new tokens per row.
+    pub max_new_tokens: usize,
+    /// A row stops after emitting one of these (e.g. `</s>` = 2).
+    pub stop_tokens: Vec<u32>,
+    /// Greedy or sampled.
+    pub sampling: Sampling,
+    /// Seed of the sampler.
+    pub seed: u64,
+    /// Keep the logits behind every step (`[V]` per row and step).
+    pub keep_logits: bool,
+}
+
+impl Default for GenerationConfig {
+    fn default() -> Self {
+        Self { max_new_tokens: 512, stop_tokens: vec![2], sampling: Sampling::Greedy, seed: 0, keep_logits: false }
+    }
+}
+
+/// A prepared prompt: embeddings of left-padded rows.
+#[derive(Debug, Clone)]
+pub struct Prompt {
+    /// `[B, L, H]`.
+    pub embeds: Tensor<3>,
+    /// Modality of each token.
+    pub modality: Modality,
+    /// Per row, the number of left padding positions (0 for none).
+    pub left_padding: Vec<usize>,
+}
+
+/// What [`Llama::generate`] returns.
+#[derive(Debug, Clone, Default)]
+pub struct Generation {
+    /// Per row, the new tokens (including the stop token when one was emitted).
+    pub tokens: Vec<Vec<u32>>,
+    /// Per row, whether it ended on a stop token.
+    pub stopped: Vec<bool>,
+    /// Per row and step, the logits `[V]` behind the chosen token (when `keep_logits`).
+    pub step_logits: Vec<Vec<Vec<f32>>>,
+}
+
+impl Llama {
+    /// Generates from prepared embeddings. New tokens are text (modality 0), their positions continue each row's
+    /// last position; rows that stopped are fed their stop token (pad) until every row is done. `on_step`
+    /// receives each step's tokens (`None` for rows already done), for streaming.
+    ///
+    /// # Errors
+    /// Inconsistent prompt sizes, or a sequence longer than the RoPE table.
+    pub fn generate(
+        &self,
+        prompt: Prompt,
+        config: &GenerationConfig,
+        mut on_step: impl FnMut(&[Option<u32>]),
+    ) -> Result<Generation> {
+        let [b, l, _] = prompt.embeds.dims();
+        if prompt.left_padding.len() != b || prompt.left_padding.iter().any(|&p| p >= l) {
+            return Err(DecoderError::Input("left_padding needs one entry per row, each shorter than the prompt".into()));
+        }
+        let mut samplers: Vec<Sampler> =
+            (0..b).map(|r| Sampler::new(config.sampling, config.seed.wrapping_add(r as u64))).collect();
+        let padding: Vec<bool> = prompt.left_padding.iter().flat_map(|&p| (0..l).map(move |j| j >= p)).collect();
+        // HF: position = cumsum(mask) − 1, and 1 on padding.
+        let positions: Vec<i64> = prompt
+            .left_padding
+            .iter()
+            .flat_map(|&p| (0..l).map(move |j| if j >= p { (j - p) as i64 } else { 1 }))
+            .collect();
+        let mut next_pos: Vec<i64> = prompt.left_padding.iter().map(|&p| (l - p) as i64).collect();
+        let mut cache = KvCache::new();
+        let opts = ForwardOptions { logits: LogitsMode::Last, ..Default::default() };
+        let input = DecoderInput {
+            embeds: prompt.embeds,
+            modality: prompt.modality,
+            positions: Some(positions),
+            padding: Some(padding),
+        };
+        let mut out = Generation {
+            tokens: vec![Vec::new(); b],
+            stopped: vec![false; b],
+            step_logits: vec![Vec::new(); b],
+        };
+        let mut logits = self.forward(input, &mut cache, opts)?.logits;
+        let v = self.config.vocab_size;
+        for _ in 0..config.max_new_tokens {
+            let Some(lg) = logits.take() else { break };
+            let host: Vec<f32> = lg
+                .into_data()
+                .try_to_vec_as::<f32>()
+                .map_err(|e| DecoderError::Input(format!("reading logits: {e:?}")))?;
+            let mut step = vec![None; b];
+            let mut feed = Vec::with_capacity(b);
+            for r in 0..b {
+                let row = &host[r * v..(r + 1) * v];
+                if out.stopped[r] {
+                    feed.push(*out.tokens[r].last().unwrap_or(&config.stop_tokens.first().copied().unwrap_or(0)));
+                    continue;
+                }
+                let tok = samplers[r].sample(row) as u32;
+                if config.keep_logits {
+                    out.step_logits[r].push(row.to_vec());
+                }
+                out.tokens[r].push(tok);
+                step[r] = Some(tok);
+                if config.stop_tokens.contains(&tok) {
+                    out.stopped[r] = true;
+                }
+                feed.push(tok);
+            }
+            on_step(&step);
+            if out.stopped.iter().all(|&s| s) {
+                break;
+            }
+            if out.tokens.iter().all(|t| t.len() >= config.max_new_tokens) {
+                break;
+            }
+            let embeds = self.embed_ids(&feed.iter().map(|&t| vec![t]).collect::<Vec<_>>())?;
+            let input = DecoderInput {
+                embeds,
+                modality: Modality::Text,
+                positions: Some(next_pos.clone()),
+                padding: None,
+            };
+            next_pos.iter_mut().for_each(|p| *p += 1);
+            logits = self.forward(input, &mut cache, opts)?.logits;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_and_top_p_filtering() {
+        let logits = [1.0, 3.0, 2.0, 0.0, 3.0];
+        let kept: Vec<usize> = filtered(&logits, 1.0, Some(2), None).into_iter().map(|(i, _)| i).collect();
+        assert_eq!(kept, vec![1, 4]);
+        let kept: Vec<usize> = filtered(&logits, 1.0, Some(3), None).into_iter().map(|(i, _)| i).collect();
+        assert_eq!(kept, vec![1, 4, 2]);
+        // top_p = 1 keeps everything; a tiny top_p keeps only the best.
+        assert_eq!(filtered(&logits, 1.0, None, Some(1.0)).len(), 5);
+        assert_eq!(filtered(&[0.0, 5.0, 1.0], 1.0, None, Some(0.01)).len(), 1);
+        let total: f64 = filtered(&logits, 0.7, Some(4), Some(0.9)).iter().map(|p| p.1).sum();
+        assert!((total - 1.0).abs() < 1e-12);
+        assert_eq!(argmax(&[1.0, 3.0, 3.0]), 1);
+    }
+
+    #[test]
+    fn params() {
+        assert_eq!(Sampling::from_params(0.0, None, None).unwrap(), Sampling::Greedy);
+        assert!(Sampling::from_params(-1.0, None, None).is_err());
+        assert!(Sampling::from_params(1.0, None, Some(0.0)).is_err());
+        assert!(Sampling::from_params(1.0, Some(0), None).is_err());
+    }
+}
