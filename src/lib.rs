@@ -7,7 +7,11 @@
 //! | crate | re-exported as | what |
 //! |---|---|---|
 //! | `biqa-metrics` | [`metrics`] | SRCC, PLCC (raw and logistic), KRCC, RMSE, accuracy, instability |
+//! | `biqa-checkpoint` | [`checkpoint`] | named tensors from safetensors / PyTorch pickles, sharded or not |
+//! | `biqa-decoder` | [`decoder`] | LLaMA with the modality-adaptive module, KV cache, traces, generation |
 
+pub use biqa_checkpoint as checkpoint;
+pub use biqa_decoder as decoder;
 pub use biqa_metrics as metrics;
 
 pub mod device;

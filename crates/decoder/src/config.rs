@@ -111,10 +111,14 @@ impl HfLlamaConfig {
     /// # Errors
     /// Unreadable file, invalid JSON or a missing field (named).
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| DecoderError::Io { path: path.to_path_buf(), source })?;
-        serde_json::from_str(&text)
-            .map_err(|e| DecoderError::ConfigParse { path: path.to_path_buf(), reason: e.to_string() })
+        let text = std::fs::read_to_string(path).map_err(|source| DecoderError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| DecoderError::ConfigParse {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
     }
 
     /// The typed config.
@@ -123,16 +127,26 @@ impl HfLlamaConfig {
     /// Unsupported options (another activation, biases, RoPE scaling) or inconsistent sizes.
     pub fn to_config(&self) -> Result<LlamaConfig> {
         if self.hidden_act != "silu" {
-            return Err(DecoderError::Config(format!("hidden_act {:?} is not supported (silu)", self.hidden_act)));
+            return Err(DecoderError::Config(format!(
+                "hidden_act {:?} is not supported (silu)",
+                self.hidden_act
+            )));
         }
         if self.attention_bias || self.mlp_bias {
-            return Err(DecoderError::Config("attention_bias / mlp_bias are not supported".into()));
+            return Err(DecoderError::Config(
+                "attention_bias / mlp_bias are not supported".into(),
+            ));
         }
-        for rp in [&self.rope_parameters, &self.rope_scaling].into_iter().flatten() {
+        for rp in [&self.rope_parameters, &self.rope_scaling]
+            .into_iter()
+            .flatten()
+        {
             if let Some(t) = &rp.rope_type
                 && t != "default"
             {
-                return Err(DecoderError::Config(format!("rope type {t:?} is not supported (only default RoPE)")));
+                return Err(DecoderError::Config(format!(
+                    "rope type {t:?} is not supported (only default RoPE)"
+                )));
             }
         }
         let rope_theta = self
@@ -142,18 +156,22 @@ impl HfLlamaConfig {
             .or(self.rope_theta)
             .unwrap_or(10_000.0);
         let num_heads = self.num_attention_heads;
-        if num_heads == 0 || self.hidden_size == 0 || self.num_hidden_layers == 0 || self.vocab_size == 0 {
+        if num_heads == 0
+            || self.hidden_size == 0
+            || self.num_hidden_layers == 0
+            || self.vocab_size == 0
+        {
             return Err(DecoderError::Config("sizes must be positive".into()));
         }
         let num_kv_heads = self.num_key_value_heads.unwrap_or(num_heads);
-        if num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
+        if num_kv_heads == 0 || !num_heads.is_multiple_of(num_kv_heads) {
             return Err(DecoderError::Config(format!(
                 "num_attention_heads {num_heads} is not a multiple of num_key_value_heads {num_kv_heads}"
             )));
         }
         let head_dim = match self.head_dim {
             Some(d) => d,
-            None if self.hidden_size % num_heads == 0 => self.hidden_size / num_heads,
+            None if self.hidden_size.is_multiple_of(num_heads) => self.hidden_size / num_heads,
             None => {
                 return Err(DecoderError::Config(format!(
                     "hidden_size {} is not a multiple of num_attention_heads {num_heads}",
@@ -161,13 +179,20 @@ impl HfLlamaConfig {
                 )));
             }
         };
-        if head_dim % 2 != 0 {
-            return Err(DecoderError::Config(format!("head_dim {head_dim} must be even for RoPE")));
+        if !head_dim.is_multiple_of(2) {
+            return Err(DecoderError::Config(format!(
+                "head_dim {head_dim} must be even for RoPE"
+            )));
         }
         let eos_token_ids = match &self.eos_token_id {
             None => vec![2],
-            Some(serde_json::Value::Number(n)) => n.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
-            Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_u64().map(|v| v as u32)).collect(),
+            Some(serde_json::Value::Number(n)) => {
+                n.as_u64().map(|v| vec![v as u32]).unwrap_or_default()
+            }
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_u64().map(|v| v as u32))
+                .collect(),
             Some(_) => Vec::new(),
         };
         Ok(LlamaConfig {
@@ -219,7 +244,11 @@ impl LlamaConfig {
     /// The language model of mPLUG-Owl2-7B (`MAGAer13/mplug-owl2-llama2-7b`, `q-future/one-align`):
     /// rms_norm_eps 1e-6 and 2048 positions.
     pub fn mplug_owl2_7b() -> Self {
-        Self { rms_norm_eps: 1e-6, max_position_embeddings: 2048, ..Self::llama2_7b() }
+        Self {
+            rms_norm_eps: 1e-6,
+            max_position_embeddings: 2048,
+            ..Self::llama2_7b()
+        }
     }
 
     /// Query heads per key/value head.

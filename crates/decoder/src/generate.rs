@@ -31,17 +31,29 @@ impl Sampling {
     /// A negative or non-finite temperature, `top_p` outside (0, 1], or `top_k = 0`.
     pub fn from_params(temperature: f32, top_k: Option<usize>, top_p: Option<f32>) -> Result<Self> {
         if !temperature.is_finite() || temperature < 0.0 {
-            return Err(DecoderError::Sampling(format!("temperature {temperature} must be ≥ 0")));
+            return Err(DecoderError::Sampling(format!(
+                "temperature {temperature} must be ≥ 0"
+            )));
         }
         if let Some(p) = top_p
             && !(p > 0.0 && p <= 1.0)
         {
-            return Err(DecoderError::Sampling(format!("top_p {p} must be in (0, 1]")));
+            return Err(DecoderError::Sampling(format!(
+                "top_p {p} must be in (0, 1]"
+            )));
         }
         if top_k == Some(0) {
             return Err(DecoderError::Sampling("top_k must be ≥ 1".into()));
         }
-        Ok(if temperature == 0.0 { Sampling::Greedy } else { Sampling::Sample { temperature, top_k, top_p } })
+        Ok(if temperature == 0.0 {
+            Sampling::Greedy
+        } else {
+            Sampling::Sample {
+                temperature,
+                top_k,
+                top_p,
+            }
+        })
     }
 }
 
@@ -55,16 +67,24 @@ pub struct Sampler {
 impl Sampler {
     /// A sampler; the same seed gives the same tokens for the same logits.
     pub fn new(sampling: Sampling, seed: u64) -> Self {
-        Self { sampling, rng: ChaCha8Rng::seed_from_u64(seed) }
+        Self {
+            sampling,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
     }
 
     /// The tokens `sample` may return for `logits` (after top-k / top-p filtering; all for greedy: its argmax).
     pub fn allowed(&self, logits: &[f32]) -> Vec<usize> {
         match self.sampling {
             Sampling::Greedy => vec![argmax(logits)],
-            Sampling::Sample { temperature, top_k, top_p } => {
-                filtered(logits, temperature, top_k, top_p).into_iter().map(|(i, _)| i).collect()
-            }
+            Sampling::Sample {
+                temperature,
+                top_k,
+                top_p,
+            } => filtered(logits, temperature, top_k, top_p)
+                .into_iter()
+                .map(|(i, _)| i)
+                .collect(),
         }
     }
 
@@ -72,7 +92,11 @@ impl Sampler {
     pub fn sample(&mut self, logits: &[f32]) -> usize {
         match self.sampling {
             Sampling::Greedy => argmax(logits),
-            Sampling::Sample { temperature, top_k, top_p } => {
+            Sampling::Sample {
+                temperature,
+                top_k,
+                top_p,
+            } => {
                 let kept = filtered(logits, temperature, top_k, top_p);
                 let u: f64 = self.rng.random::<f64>();
                 let mut acc = 0.0;
@@ -99,8 +123,16 @@ fn argmax(logits: &[f32]) -> usize {
 }
 
 /// The tokens surviving temperature, top-k and top-p, with their renormalised probabilities, most likely first.
-fn filtered(logits: &[f32], temperature: f32, top_k: Option<usize>, top_p: Option<f32>) -> Vec<(usize, f64)> {
-    let scaled: Vec<f64> = logits.iter().map(|&l| f64::from(l) / f64::from(temperature)).collect();
+fn filtered(
+    logits: &[f32],
+    temperature: f32,
+    top_k: Option<usize>,
+    top_p: Option<f32>,
+) -> Vec<(usize, f64)> {
+    let scaled: Vec<f64> = logits
+        .iter()
+        .map(|&l| f64::from(l) / f64::from(temperature))
+        .collect();
     let mut order: Vec<usize> = (0..scaled.len()).filter(|&i| !scaled[i].is_nan()).collect();
     order.sort_by(|&a, &b| scaled[b].total_cmp(&scaled[a]).then(a.cmp(&b)));
     if let Some(k) = top_k
@@ -151,7 +183,13 @@ pub struct GenerationConfig {
 
 impl Default for GenerationConfig {
     fn default() -> Self {
-        Self { max_new_tokens: 512, stop_tokens: vec![2], sampling: Sampling::Greedy, seed: 0, keep_logits: false }
+        Self {
+            max_new_tokens: 512,
+            stop_tokens: vec![2],
+            sampling: Sampling::Greedy,
+            seed: 0,
+            keep_logits: false,
+        }
     }
 }
 
@@ -192,20 +230,34 @@ impl Llama {
     ) -> Result<Generation> {
         let [b, l, _] = prompt.embeds.dims();
         if prompt.left_padding.len() != b || prompt.left_padding.iter().any(|&p| p >= l) {
-            return Err(DecoderError::Input("left_padding needs one entry per row, each shorter than the prompt".into()));
+            return Err(DecoderError::Input(
+                "left_padding needs one entry per row, each shorter than the prompt".into(),
+            ));
         }
-        let mut samplers: Vec<Sampler> =
-            (0..b).map(|r| Sampler::new(config.sampling, config.seed.wrapping_add(r as u64))).collect();
-        let padding: Vec<bool> = prompt.left_padding.iter().flat_map(|&p| (0..l).map(move |j| j >= p)).collect();
+        let mut samplers: Vec<Sampler> = (0..b)
+            .map(|r| Sampler::new(config.sampling, config.seed.wrapping_add(r as u64)))
+            .collect();
+        let padding: Vec<bool> = prompt
+            .left_padding
+            .iter()
+            .flat_map(|&p| (0..l).map(move |j| j >= p))
+            .collect();
         // HF: position = cumsum(mask) − 1, and 1 on padding.
         let positions: Vec<i64> = prompt
             .left_padding
             .iter()
             .flat_map(|&p| (0..l).map(move |j| if j >= p { (j - p) as i64 } else { 1 }))
             .collect();
-        let mut next_pos: Vec<i64> = prompt.left_padding.iter().map(|&p| (l - p) as i64).collect();
+        let mut next_pos: Vec<i64> = prompt
+            .left_padding
+            .iter()
+            .map(|&p| (l - p) as i64)
+            .collect();
         let mut cache = KvCache::new();
-        let opts = ForwardOptions { logits: LogitsMode::Last, ..Default::default() };
+        let opts = ForwardOptions {
+            logits: LogitsMode::Last,
+            ..Default::default()
+        };
         let input = DecoderInput {
             embeds: prompt.embeds,
             modality: prompt.modality,
@@ -230,7 +282,11 @@ impl Llama {
             for r in 0..b {
                 let row = &host[r * v..(r + 1) * v];
                 if out.stopped[r] {
-                    feed.push(*out.tokens[r].last().unwrap_or(&config.stop_tokens.first().copied().unwrap_or(0)));
+                    feed.push(
+                        *out.tokens[r]
+                            .last()
+                            .unwrap_or(&config.stop_tokens.first().copied().unwrap_or(0)),
+                    );
                     continue;
                 }
                 let tok = samplers[r].sample(row) as u32;
@@ -272,21 +328,33 @@ mod tests {
     #[test]
     fn top_k_and_top_p_filtering() {
         let logits = [1.0, 3.0, 2.0, 0.0, 3.0];
-        let kept: Vec<usize> = filtered(&logits, 1.0, Some(2), None).into_iter().map(|(i, _)| i).collect();
+        let kept: Vec<usize> = filtered(&logits, 1.0, Some(2), None)
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
         assert_eq!(kept, vec![1, 4]);
-        let kept: Vec<usize> = filtered(&logits, 1.0, Some(3), None).into_iter().map(|(i, _)| i).collect();
+        let kept: Vec<usize> = filtered(&logits, 1.0, Some(3), None)
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
         assert_eq!(kept, vec![1, 4, 2]);
         // top_p = 1 keeps everything; a tiny top_p keeps only the best.
         assert_eq!(filtered(&logits, 1.0, None, Some(1.0)).len(), 5);
         assert_eq!(filtered(&[0.0, 5.0, 1.0], 1.0, None, Some(0.01)).len(), 1);
-        let total: f64 = filtered(&logits, 0.7, Some(4), Some(0.9)).iter().map(|p| p.1).sum();
+        let total: f64 = filtered(&logits, 0.7, Some(4), Some(0.9))
+            .iter()
+            .map(|p| p.1)
+            .sum();
         assert!((total - 1.0).abs() < 1e-12);
         assert_eq!(argmax(&[1.0, 3.0, 3.0]), 1);
     }
 
     #[test]
     fn params() {
-        assert_eq!(Sampling::from_params(0.0, None, None).unwrap(), Sampling::Greedy);
+        assert_eq!(
+            Sampling::from_params(0.0, None, None).unwrap(),
+            Sampling::Greedy
+        );
         assert!(Sampling::from_params(-1.0, None, None).is_err());
         assert!(Sampling::from_params(1.0, None, Some(0.0)).is_err());
         assert!(Sampling::from_params(1.0, Some(0), None).is_err());

@@ -22,10 +22,18 @@ impl RmsNorm {
     /// Normalises the last dimension of `x` `[.., hidden]`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let dtype = x.dtype();
-        let x32 = if dtype == DType::F32 { x } else { x.cast(FloatDType::F32) };
+        let x32 = if dtype == DType::F32 {
+            x
+        } else {
+            x.cast(FloatDType::F32)
+        };
         let var = x32.clone().powi_scalar(2).mean_dim(D - 1);
         let normed = x32 * (var + self.eps).sqrt().recip();
-        let normed = if dtype == DType::F32 { normed } else { normed.cast(FloatDType::from(dtype)) };
+        let normed = if dtype == DType::F32 {
+            normed
+        } else {
+            normed.cast(FloatDType::from(dtype))
+        };
         let w = self.weight.val();
         let dims = w.dims()[0];
         let mut shape = [1usize; D];
@@ -36,6 +44,7 @@ impl RmsNorm {
 
 /// How the tokens of one forward are routed to the modality branches.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // built once per forward, never stored in bulk
 pub enum Routing {
     /// Every token uses branch `.0` (a text-only sequence costs one projection per token).
     Uniform(usize),
@@ -53,11 +62,20 @@ pub enum Routing {
 
 impl Routing {
     /// Applies per-branch functions to `x` `[B, L, d]`, each token through the branch of its modality.
-    pub fn apply<M>(&self, x: Tensor<3>, branches: &[M], f: impl Fn(&M, Tensor<3>) -> Tensor<3>) -> Tensor<3> {
+    pub fn apply<M>(
+        &self,
+        x: Tensor<3>,
+        branches: &[M],
+        f: impl Fn(&M, Tensor<3>) -> Tensor<3>,
+    ) -> Tensor<3> {
         let pick = |m: usize| &branches[m.min(branches.len() - 1)];
         match self {
             Routing::Uniform(m) => f(pick(*m), x),
-            Routing::Mixed { text, image, inverse } => {
+            Routing::Mixed {
+                text,
+                image,
+                inverse,
+            } => {
                 let [b, l, d] = x.dims();
                 let flat = x.reshape([1, b * l, d]);
                 let t = f(pick(0), flat.clone().select(1, text.clone()));
@@ -163,9 +181,21 @@ impl Attention {
     ) -> AttentionOutput {
         let [b, l, _] = h.dims();
         let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let q = self.q_proj.forward(h.clone()).reshape([b, l, nh, hd]).swap_dims(1, 2);
-        let k = self.k_proj.forward(h.clone(), routing).reshape([b, l, nkv, hd]).swap_dims(1, 2);
-        let v = self.v_proj.forward(h, routing).reshape([b, l, nkv, hd]).swap_dims(1, 2);
+        let q = self
+            .q_proj
+            .forward(h.clone())
+            .reshape([b, l, nh, hd])
+            .swap_dims(1, 2);
+        let k = self
+            .k_proj
+            .forward(h.clone(), routing)
+            .reshape([b, l, nkv, hd])
+            .swap_dims(1, 2);
+        let v = self
+            .v_proj
+            .forward(h, routing)
+            .reshape([b, l, nkv, hd])
+            .swap_dims(1, 2);
         let q = apply_rope(q, cos, sin);
         let k = apply_rope(k, cos, sin);
         let (keys, values) = match past {
@@ -177,19 +207,35 @@ impl Attention {
             (keys.clone(), values.clone())
         } else {
             let rep = nh / nkv;
-            let expand = |x: Tensor<4>| x.unsqueeze_dim::<5>(2).repeat_dim(2, rep).reshape([b, nh, t, hd]);
+            let expand = |x: Tensor<4>| {
+                x.unsqueeze_dim::<5>(2)
+                    .repeat_dim(2, rep)
+                    .reshape([b, nh, t, hd])
+            };
             (expand(keys.clone()), expand(values.clone()))
         };
         let dtype = q.dtype();
         let scores = q.matmul(k_all.swap_dims(2, 3)) * (1.0 / (hd as f64).sqrt());
-        let scores = if dtype == DType::F32 { scores } else { scores.cast(FloatDType::F32) };
+        let scores = if dtype == DType::F32 {
+            scores
+        } else {
+            scores.cast(FloatDType::F32)
+        };
         let scores = match mask {
             Some(m) => scores.mask_fill(m.clone().expand([b, nh, l, t]), f32::MIN),
             None => scores,
         };
         let probs = softmax(scores, 3);
-        let probs = if dtype == DType::F32 { probs } else { probs.cast(FloatDType::from(dtype)) };
-        let ctx = probs.clone().matmul(v_all).swap_dims(1, 2).reshape([b, l, nh * hd]);
+        let probs = if dtype == DType::F32 {
+            probs
+        } else {
+            probs.cast(FloatDType::from(dtype))
+        };
+        let ctx = probs
+            .clone()
+            .matmul(v_all)
+            .swap_dims(1, 2)
+            .reshape([b, l, nh * hd]);
         AttentionOutput {
             output: self.o_proj.forward(ctx),
             keys,
@@ -213,7 +259,8 @@ pub struct Mlp {
 impl Mlp {
     /// `[B, L, H]` → `[B, L, H]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.down_proj.forward(silu(self.gate_proj.forward(x.clone())) * self.up_proj.forward(x))
+        self.down_proj
+            .forward(silu(self.gate_proj.forward(x.clone())) * self.up_proj.forward(x))
     }
 }
 

@@ -29,7 +29,9 @@ impl Rope {
     pub fn new(config: &LlamaConfig, device: &Device) -> Self {
         let (d, n) = (config.head_dim, config.max_position_embeddings);
         let theta = config.rope_theta as f32;
-        let inv_freq: Vec<f32> = (0..d / 2).map(|i| 1.0 / theta.powf((2 * i) as f32 / d as f32)).collect();
+        let inv_freq: Vec<f32> = (0..d / 2)
+            .map(|i| 1.0 / theta.powf((2 * i) as f32 / d as f32))
+            .collect();
         let (mut cos, mut sin) = (Vec::with_capacity(n * d), Vec::with_capacity(n * d));
         for t in 0..n {
             // emb = cat(freqs, freqs)
@@ -77,7 +79,12 @@ pub struct DecoderInput {
 impl DecoderInput {
     /// Text embeddings at the default positions, no padding.
     pub fn text(embeds: Tensor<3>) -> Self {
-        Self { embeds, modality: Modality::Text, positions: None, padding: None }
+        Self {
+            embeds,
+            modality: Modality::Text,
+            positions: None,
+            padding: None,
+        }
     }
 }
 
@@ -148,17 +155,24 @@ impl Llama {
         let c = config;
         let multiway = weights.contains("model.layers.0.self_attn.k_proj.multiway.0.weight");
         let (h, kv) = (c.hidden_size, c.num_kv_heads * c.head_dim);
-        let norm = |name: &str| RmsNorm { weight: Param::from_tensor(weights.tensor(name, [h])), eps: c.rms_norm_eps };
+        let norm = |name: &str| RmsNorm {
+            weight: Param::from_tensor(weights.tensor(name, [h])),
+            eps: c.rms_norm_eps,
+        };
         let mw_norm = |prefix: &str| MultiwayNorm {
             multiway: if multiway {
-                (0..2).map(|m| norm(&format!("{prefix}.multiway.{m}.weight"))).collect()
+                (0..2)
+                    .map(|m| norm(&format!("{prefix}.multiway.{m}.weight")))
+                    .collect()
             } else {
                 vec![norm(&format!("{prefix}.weight"))]
             },
         };
         let mw_linear = |prefix: &str, d_out: usize| MultiwayLinear {
             multiway: if multiway {
-                (0..2).map(|m| weights.linear(&format!("{prefix}.multiway.{m}"), h, d_out, false)).collect()
+                (0..2)
+                    .map(|m| weights.linear(&format!("{prefix}.multiway.{m}"), h, d_out, false))
+                    .collect()
             } else {
                 vec![weights.linear(prefix, h, d_out, false)]
             },
@@ -169,30 +183,120 @@ impl Llama {
                 DecoderLayer {
                     input_layernorm: mw_norm(&format!("{p}.input_layernorm")),
                     self_attn: Attention {
-                        q_proj: weights.linear(&format!("{p}.self_attn.q_proj"), h, c.num_heads * c.head_dim, false),
+                        q_proj: weights.linear(
+                            &format!("{p}.self_attn.q_proj"),
+                            h,
+                            c.num_heads * c.head_dim,
+                            false,
+                        ),
                         k_proj: mw_linear(&format!("{p}.self_attn.k_proj"), kv),
                         v_proj: mw_linear(&format!("{p}.self_attn.v_proj"), kv),
-                        o_proj: weights.linear(&format!("{p}.self_attn.o_proj"), c.num_heads * c.head_dim, h, false),
+                        o_proj: weights.linear(
+                            &format!("{p}.self_attn.o_proj"),
+                            c.num_heads * c.head_dim,
+                            h,
+                            false,
+                        ),
                         num_heads: c.num_heads,
                         num_kv_heads: c.num_kv_heads,
                         head_dim: c.head_dim,
                     },
                     post_attention_layernorm: mw_norm(&format!("{p}.post_attention_layernorm")),
                     mlp: Mlp {
-                        gate_proj: weights.linear(&format!("{p}.mlp.gate_proj"), h, c.intermediate_size, false),
-                        up_proj: weights.linear(&format!("{p}.mlp.up_proj"), h, c.intermediate_size, false),
-                        down_proj: weights.linear(&format!("{p}.mlp.down_proj"), c.intermediate_size, h, false),
+                        gate_proj: weights.linear(
+                            &format!("{p}.mlp.gate_proj"),
+                            h,
+                            c.intermediate_size,
+                            false,
+                        ),
+                        up_proj: weights.linear(
+                            &format!("{p}.mlp.up_proj"),
+                            h,
+                            c.intermediate_size,
+                            false,
+                        ),
+                        down_proj: weights.linear(
+                            &format!("{p}.mlp.down_proj"),
+                            c.intermediate_size,
+                            h,
+                            false,
+                        ),
                     },
                 }
             })
             .collect();
         let tied = c.tie_word_embeddings && !weights.contains("lm_head.weight");
         Self {
-            embed_tokens: Param::from_tensor(weights.tensor("model.embed_tokens.weight", [c.vocab_size, h])),
+            embed_tokens: Param::from_tensor(
+                weights.tensor("model.embed_tokens.weight", [c.vocab_size, h]),
+            ),
             layers,
             norm: norm("model.norm.weight"),
             lm_head: (!tied).then(|| weights.linear("lm_head", h, c.vocab_size, false)),
             rope: Rope::new(c, weights.device()),
+            config: c.clone(),
+        }
+    }
+
+    /// A randomly initialised decoder (weights `N(0, 1/fan_in)`, norm gains 1, embeddings `N(0, 0.02²)`) with
+    /// `modalities` branches (1 = plain LLaMA, 2 = modality-adaptive): for training from scratch, tests and
+    /// benchmarks. The same `seed` gives the same weights on the same backend.
+    pub fn init(config: &LlamaConfig, modalities: usize, device: &Device, seed: u64) -> Self {
+        use burn::tensor::Distribution;
+        device.seed(seed);
+        let c = config;
+        let (h, kv) = (c.hidden_size, c.num_kv_heads * c.head_dim);
+        let linear = |d_in: usize, d_out: usize| Linear {
+            weight: Param::from_tensor(Tensor::random(
+                [d_in, d_out],
+                Distribution::Normal(0.0, (1.0 / d_in as f64).sqrt()),
+                device,
+            )),
+            bias: None,
+        };
+        let norm = || RmsNorm {
+            weight: Param::from_tensor(Tensor::ones([h], device)),
+            eps: c.rms_norm_eps,
+        };
+        let branches = modalities.clamp(1, 2);
+        let layers = (0..c.num_layers)
+            .map(|_| DecoderLayer {
+                input_layernorm: MultiwayNorm {
+                    multiway: (0..branches).map(|_| norm()).collect(),
+                },
+                self_attn: Attention {
+                    q_proj: linear(h, c.num_heads * c.head_dim),
+                    k_proj: MultiwayLinear {
+                        multiway: (0..branches).map(|_| linear(h, kv)).collect(),
+                    },
+                    v_proj: MultiwayLinear {
+                        multiway: (0..branches).map(|_| linear(h, kv)).collect(),
+                    },
+                    o_proj: linear(c.num_heads * c.head_dim, h),
+                    num_heads: c.num_heads,
+                    num_kv_heads: c.num_kv_heads,
+                    head_dim: c.head_dim,
+                },
+                post_attention_layernorm: MultiwayNorm {
+                    multiway: (0..branches).map(|_| norm()).collect(),
+                },
+                mlp: Mlp {
+                    gate_proj: linear(h, c.intermediate_size),
+                    up_proj: linear(h, c.intermediate_size),
+                    down_proj: linear(c.intermediate_size, h),
+                },
+            })
+            .collect();
+        Self {
+            embed_tokens: Param::from_tensor(Tensor::random(
+                [c.vocab_size, h],
+                Distribution::Normal(0.0, 0.02),
+                device,
+            )),
+            layers,
+            norm: norm(),
+            lm_head: (!c.tie_word_embeddings).then(|| linear(h, c.vocab_size)),
+            rope: Rope::new(c, device),
             config: c.clone(),
         }
     }
@@ -204,7 +308,9 @@ impl Llama {
     pub fn from_dir(dir: &Path, device: &Device, policy: FloatPolicy) -> Result<Self> {
         let config = LlamaConfig::from_file(&dir.join("config.json"))?;
         let ckpt = Checkpoint::open(dir)?;
-        let weights = Weights::new(&ckpt, device).with_policy(policy).ignore_unused("rotary_emb.inv_freq");
+        let weights = Weights::new(&ckpt, device)
+            .with_policy(policy)
+            .ignore_unused("rotary_emb.inv_freq");
         let model = Self::load(&weights, &config);
         weights.finish()?;
         Ok(model)
@@ -212,7 +318,9 @@ impl Llama {
 
     /// Number of modality branches (2 for mPLUG-Owl2, 1 for plain LLaMA).
     pub fn modalities(&self) -> usize {
-        self.layers.first().map_or(1, |l| l.input_layernorm.multiway.len())
+        self.layers
+            .first()
+            .map_or(1, |l| l.input_layernorm.multiway.len())
     }
 
     /// The device of the parameters.
@@ -224,7 +332,10 @@ impl Llama {
     pub fn embed(&self, ids: Tensor<2, Int>) -> Tensor<3> {
         let [b, l] = ids.dims();
         let h = self.config.hidden_size;
-        self.embed_tokens.val().select(0, ids.reshape([b * l])).reshape([b, l, h])
+        self.embed_tokens
+            .val()
+            .select(0, ids.reshape([b * l]))
+            .reshape([b, l, h])
     }
 
     /// Embeds rows of token ids of equal length.
@@ -234,13 +345,23 @@ impl Llama {
     pub fn embed_ids(&self, rows: &[Vec<u32>]) -> Result<Tensor<3>> {
         let l = rows.first().map_or(0, Vec::len);
         if rows.is_empty() || l == 0 || rows.iter().any(|r| r.len() != l) {
-            return Err(DecoderError::Input("token rows must be non-empty and of equal length".into()));
+            return Err(DecoderError::Input(
+                "token rows must be non-empty and of equal length".into(),
+            ));
         }
-        if let Some(&bad) = rows.iter().flatten().find(|&&t| t as usize >= self.config.vocab_size) {
-            return Err(DecoderError::Input(format!("token id {bad} is outside the vocabulary ({})", self.config.vocab_size)));
+        if let Some(&bad) = rows
+            .iter()
+            .flatten()
+            .find(|&&t| t as usize >= self.config.vocab_size)
+        {
+            return Err(DecoderError::Input(format!(
+                "token id {bad} is outside the vocabulary ({})",
+                self.config.vocab_size
+            )));
         }
         let flat: Vec<i64> = rows.iter().flatten().map(|&t| i64::from(t)).collect();
-        let ids = Tensor::<2, Int>::from_data(TensorData::new(flat, [rows.len(), l]), &self.device());
+        let ids =
+            Tensor::<2, Int>::from_data(TensorData::new(flat, [rows.len(), l]), &self.device());
         Ok(self.embed(ids))
     }
 
@@ -252,7 +373,10 @@ impl Llama {
                 let [b, l, h] = normed.dims();
                 let w = self.embed_tokens.val(); // [V, H]
                 let v = w.dims()[0];
-                normed.reshape([b * l, h]).matmul(w.transpose()).reshape([b, l, v])
+                normed
+                    .reshape([b * l, h])
+                    .matmul(w.transpose())
+                    .reshape([b, l, v])
             }
         }
     }
@@ -275,7 +399,9 @@ impl Llama {
                     )));
                 }
                 if let Some(&bad) = flags.iter().find(|&&f| f > 1) {
-                    return Err(DecoderError::Input(format!("modality flag {bad} is not 0 (text) or 1 (image)")));
+                    return Err(DecoderError::Input(format!(
+                        "modality flag {bad} is not 0 (text) or 1 (image)"
+                    )));
                 }
                 let text: Vec<i64> = (0..n as i64).filter(|&i| flags[i as usize] == 0).collect();
                 let image: Vec<i64> = (0..n as i64).filter(|&i| flags[i as usize] == 1).collect();
@@ -292,7 +418,11 @@ impl Llama {
                         let len = v.len();
                         Tensor::<1, Int>::from_data(TensorData::new(v, [len]), device)
                     };
-                    Routing::Mixed { text: t(text), image: t(image), inverse: t(inverse) }
+                    Routing::Mixed {
+                        text: t(text),
+                        image: t(image),
+                        inverse: t(inverse),
+                    }
                 }
             }
         })
@@ -302,11 +432,24 @@ impl Llama {
     ///
     /// # Errors
     /// Inconsistent input sizes, positions beyond the RoPE table, or a cache of another batch size.
-    pub fn forward(&self, input: DecoderInput, cache: &mut KvCache, options: ForwardOptions) -> Result<DecoderOutput> {
-        let DecoderInput { embeds, modality, positions, padding } = input;
+    pub fn forward(
+        &self,
+        input: DecoderInput,
+        cache: &mut KvCache,
+        options: ForwardOptions,
+    ) -> Result<DecoderOutput> {
+        let DecoderInput {
+            embeds,
+            modality,
+            positions,
+            padding,
+        } = input;
         let [b, l, h] = embeds.dims();
         if h != self.config.hidden_size {
-            return Err(DecoderError::Input(format!("embeddings have width {h}, the model {}", self.config.hidden_size)));
+            return Err(DecoderError::Input(format!(
+                "embeddings have width {h}, the model {}",
+                self.config.hidden_size
+            )));
         }
         if l == 0 {
             return Err(DecoderError::Input("no tokens".into()));
@@ -316,10 +459,21 @@ impl Llama {
         let device = embeds.device();
         let positions = match positions {
             Some(p) if p.len() == b * l => p,
-            Some(p) => return Err(DecoderError::Input(format!("{} position ids for {} tokens", p.len(), b * l))),
-            None => (0..b).flat_map(|_| (past..past + l).map(|p| p as i64)).collect(),
+            Some(p) => {
+                return Err(DecoderError::Input(format!(
+                    "{} position ids for {} tokens",
+                    p.len(),
+                    b * l
+                )));
+            }
+            None => (0..b)
+                .flat_map(|_| (past..past + l).map(|p| p as i64))
+                .collect(),
         };
-        if let Some(&bad) = positions.iter().find(|&&p| p < 0 || p as usize >= self.rope.max_positions) {
+        if let Some(&bad) = positions
+            .iter()
+            .find(|&&p| p < 0 || p as usize >= self.rope.max_positions)
+        {
             return Err(DecoderError::Input(format!(
                 "position {bad} is outside the RoPE table (max_position_embeddings = {})",
                 self.rope.max_positions
@@ -327,7 +481,13 @@ impl Llama {
         }
         let padding = match padding {
             Some(p) if p.len() == b * l => p,
-            Some(p) => return Err(DecoderError::Input(format!("{} padding flags for {} tokens", p.len(), b * l))),
+            Some(p) => {
+                return Err(DecoderError::Input(format!(
+                    "{} padding flags for {} tokens",
+                    p.len(),
+                    b * l
+                )));
+            }
             None => vec![true; b * l],
         };
         cache.push_padding(&padding, l);
@@ -338,7 +498,11 @@ impl Llama {
         let pos = Tensor::<1, Int>::from_data(TensorData::new(positions, [b * l]), &device);
         let gather = |table: &Tensor<2>| {
             let t = table.clone().select(0, pos.clone()).reshape([b, 1, l, hd]);
-            if embeds.dtype() == DType::F32 { t } else { t.cast(FloatDType::from(embeds.dtype())) }
+            if embeds.dtype() == DType::F32 {
+                t
+            } else {
+                t.cast(FloatDType::from(embeds.dtype()))
+            }
         };
         let (cos, sin) = (gather(&self.rope.cos), gather(&self.rope.sin));
 
@@ -367,7 +531,15 @@ impl Llama {
                 hs.push(x.clone());
             }
             let hn = layer.input_layernorm.forward(x.clone(), &routing);
-            let att = layer.self_attn.forward(hn, &routing, &cos, &sin, cache.take(i), mask.as_ref(), options.attentions);
+            let att = layer.self_attn.forward(
+                hn,
+                &routing,
+                &cos,
+                &sin,
+                cache.take(i),
+                mask.as_ref(),
+                options.attentions,
+            );
             cache.put(i, att.keys, att.values);
             if let (Some(a), Some(p)) = (attentions.as_mut(), att.probs) {
                 a.push(p);
@@ -389,6 +561,12 @@ impl Llama {
             LogitsMode::Last => Some(self.head(last.clone().narrow(1, l - 1, 1))),
             LogitsMode::None => None,
         };
-        Ok(DecoderOutput { logits, hidden_states, layer_outputs, attentions, last_hidden_state: last })
+        Ok(DecoderOutput {
+            logits,
+            hidden_states,
+            layer_outputs,
+            attentions,
+            last_hidden_state: last,
+        })
     }
 }

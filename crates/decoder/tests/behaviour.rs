@@ -8,32 +8,58 @@ use std::path::Path;
 use anyhow::Result;
 use biqa_checkpoint::{CheckpointError, FloatPolicy, TensorProblem};
 use biqa_decoder::{
-    DecoderError, DecoderInput, ForwardOptions, GenerationConfig, KvCache, Llama, LogitsMode, Modality, Prompt,
-    Sampler, Sampling,
+    DecoderError, DecoderInput, ForwardOptions, GenerationConfig, KvCache, Llama, LogitsMode,
+    Modality, Prompt, Sampler, Sampling,
 };
 use burn::tensor::Device;
 use common::{assert_close, fixtures, host};
 use proptest::prelude::*;
 
 fn gqa() -> Result<Llama> {
-    Ok(Llama::from_dir(&fixtures().join("tiny-llama-gqa"), &Device::flex(), FloatPolicy::F32)?)
+    Ok(Llama::from_dir(
+        &fixtures().join("tiny-llama-gqa"),
+        &Device::flex(),
+        FloatPolicy::F32,
+    )?)
 }
 
-const PROMPT: [u32; 13] = [1, 327, 473, 381, 363, 365, 405, 262, 276, 271, 346, 290, 482];
+const PROMPT: [u32; 13] = [
+    1, 327, 473, 381, 363, 365, 405, 262, 276, 271, 346, 290, 482,
+];
 
 #[test]
 fn incremental_decoding_equals_full_forward() -> Result<()> {
     let model = gqa()?;
     let ids = PROMPT.to_vec();
-    let all = ForwardOptions { logits: LogitsMode::All, ..Default::default() };
-    let full = host(model.forward(DecoderInput::text(model.embed_ids(&[ids.clone()])?), &mut KvCache::new(), all)?.logits.expect("logits"));
+    let all = ForwardOptions {
+        logits: LogitsMode::All,
+        ..Default::default()
+    };
+    let full = host(
+        model
+            .forward(
+                DecoderInput::text(model.embed_ids(std::slice::from_ref(&ids))?),
+                &mut KvCache::new(),
+                all,
+            )?
+            .logits
+            .expect("logits"),
+    );
     let v = model.config.vocab_size;
     // Prefill 5 tokens, then feed the rest one by one.
     let mut cache = KvCache::new();
-    let first = model.forward(DecoderInput::text(model.embed_ids(&[ids[..5].to_vec()])?), &mut cache, all)?;
+    let first = model.forward(
+        DecoderInput::text(model.embed_ids(&[ids[..5].to_vec()])?),
+        &mut cache,
+        all,
+    )?;
     let mut got = host(first.logits.expect("logits"));
     for &t in &ids[5..] {
-        let out = model.forward(DecoderInput::text(model.embed_ids(&[vec![t]])?), &mut cache, all)?;
+        let out = model.forward(
+            DecoderInput::text(model.embed_ids(&[vec![t]])?),
+            &mut cache,
+            all,
+        )?;
         got.extend(host(out.logits.expect("logits")));
     }
     assert_eq!(cache.len(), ids.len());
@@ -47,9 +73,18 @@ fn left_padded_batch_equals_single_runs() -> Result<()> {
     let model = gqa()?;
     let a = PROMPT.to_vec();
     let b = PROMPT[..8].to_vec();
-    let config = GenerationConfig { max_new_tokens: 6, stop_tokens: vec![], keep_logits: true, ..Default::default() };
+    let config = GenerationConfig {
+        max_new_tokens: 6,
+        stop_tokens: vec![],
+        keep_logits: true,
+        ..Default::default()
+    };
     let single = |ids: &Vec<u32>| -> Result<_> {
-        let p = Prompt { embeds: model.embed_ids(std::slice::from_ref(ids))?, modality: Modality::Text, left_padding: vec![0] };
+        let p = Prompt {
+            embeds: model.embed_ids(std::slice::from_ref(ids))?,
+            modality: Modality::Text,
+            left_padding: vec![0],
+        };
         Ok(model.generate(p, &config, |_| {})?)
     };
     let (ga, gb) = (single(&a)?, single(&b)?);
@@ -64,8 +99,18 @@ fn left_padded_batch_equals_single_runs() -> Result<()> {
     let gab = model.generate(p, &config, |_| {})?;
     assert_eq!(gab.tokens[0], ga.tokens[0]);
     assert_eq!(gab.tokens[1], gb.tokens[0]);
-    assert_close("row 0 logits", &gab.step_logits[0].concat(), &ga.step_logits[0].concat(), 1e-4);
-    assert_close("row 1 logits", &gab.step_logits[1].concat(), &gb.step_logits[0].concat(), 1e-4);
+    assert_close(
+        "row 0 logits",
+        &gab.step_logits[0].concat(),
+        &ga.step_logits[0].concat(),
+        1e-4,
+    );
+    assert_close(
+        "row 1 logits",
+        &gab.step_logits[1].concat(),
+        &gb.step_logits[0].concat(),
+        1e-4,
+    );
     Ok(())
 }
 
@@ -76,11 +121,19 @@ fn seeds_reproduce_and_differ() -> Result<()> {
         let config = GenerationConfig {
             max_new_tokens: 24,
             stop_tokens: vec![],
-            sampling: Sampling::Sample { temperature: 1.5, top_k: None, top_p: None },
+            sampling: Sampling::Sample {
+                temperature: 1.5,
+                top_k: None,
+                top_p: None,
+            },
             seed,
             keep_logits: false,
         };
-        let p = Prompt { embeds: model.embed_ids(&[PROMPT.to_vec()])?, modality: Modality::Text, left_padding: vec![0] };
+        let p = Prompt {
+            embeds: model.embed_ids(&[PROMPT.to_vec()])?,
+            modality: Modality::Text,
+            left_padding: vec![0],
+        };
         Ok(model.generate(p, &config, |_| {})?.tokens.remove(0))
     };
     assert_eq!(run(7)?, run(7)?);
@@ -91,9 +144,20 @@ fn seeds_reproduce_and_differ() -> Result<()> {
 #[test]
 fn streaming_callback_sees_every_token() -> Result<()> {
     let model = gqa()?;
-    let p = Prompt { embeds: model.embed_ids(&[PROMPT.to_vec()])?, modality: Modality::Text, left_padding: vec![0] };
+    let p = Prompt {
+        embeds: model.embed_ids(&[PROMPT.to_vec()])?,
+        modality: Modality::Text,
+        left_padding: vec![0],
+    };
     let mut seen = Vec::new();
-    let g = model.generate(p, &GenerationConfig { max_new_tokens: 10, ..Default::default() }, |s| seen.push(s[0]))?;
+    let g = model.generate(
+        p,
+        &GenerationConfig {
+            max_new_tokens: 10,
+            ..Default::default()
+        },
+        |s| seen.push(s[0]),
+    )?;
     assert_eq!(seen.into_iter().flatten().collect::<Vec<_>>(), g.tokens[0]);
     Ok(())
 }
@@ -124,20 +188,35 @@ proptest! {
 }
 
 /// Copies the tiny-llama-gqa directory with its weights rewritten by `edit`.
-fn corrupted_copy(edit: impl Fn(&mut Vec<(String, Vec<usize>, Vec<u8>)>)) -> Result<tempfile::TempDir> {
+fn corrupted_copy(
+    edit: impl Fn(&mut Vec<(String, Vec<usize>, Vec<u8>)>),
+) -> Result<tempfile::TempDir> {
     let src = fixtures().join("tiny-llama-gqa");
     let tmp = tempfile::tempdir()?;
-    for f in ["config.json", "tokenizer.model", "tokenizer.json", "tokenizer_config.json"] {
+    for f in [
+        "config.json",
+        "tokenizer.model",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ] {
         std::fs::copy(src.join(f), tmp.path().join(f))?;
     }
     let bytes = std::fs::read(src.join("model.safetensors"))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)?;
-    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> =
-        st.tensors().into_iter().map(|(n, v)| (n, v.shape().to_vec(), v.data().to_vec())).collect();
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.shape().to_vec(), v.data().to_vec()))
+        .collect();
     edit(&mut tensors);
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
         .iter()
-        .map(|(n, s, d)| Ok((n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d)?)))
+        .map(|(n, s, d)| {
+            Ok((
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d)?,
+            ))
+        })
         .collect::<Result<_>>()?;
     safetensors::serialize_to_file(views, None, &tmp.path().join("model.safetensors"))?;
     Ok(tmp)
@@ -161,15 +240,35 @@ fn loader_reports_missing_misshaped_and_unexpected_tensors() -> Result<()> {
                 d.truncate(32 * 4);
             }
         }
-        t.push(("model.layers.0.self_attn.q_norm.weight".into(), vec![16], vec![0; 64]));
+        t.push((
+            "model.layers.0.self_attn.q_norm.weight".into(),
+            vec![16],
+            vec![0; 64],
+        ));
     })?;
     let p = problems(dir.path());
     assert_eq!(p.len(), 3, "{p:?}");
-    assert!(p.contains(&TensorProblem::Missing { name: "model.layers.1.mlp.up_proj.weight".into(), expected: vec![128, 64] }));
-    assert!(p.contains(&TensorProblem::Shape { name: "model.norm.weight".into(), expected: vec![64], actual: vec![32] }));
-    assert!(p.contains(&TensorProblem::Unexpected { name: "model.layers.0.self_attn.q_norm.weight".into(), actual: vec![16] }));
+    assert!(p.contains(&TensorProblem::Missing {
+        name: "model.layers.1.mlp.up_proj.weight".into(),
+        expected: vec![128, 64]
+    }));
+    assert!(p.contains(&TensorProblem::Shape {
+        name: "model.norm.weight".into(),
+        expected: vec![64],
+        actual: vec![32]
+    }));
+    assert!(p.contains(&TensorProblem::Unexpected {
+        name: "model.layers.0.self_attn.q_norm.weight".into(),
+        actual: vec![16]
+    }));
     // A stored rotary inv_freq is recomputed, never an error.
-    let ok = corrupted_copy(|t| t.push(("model.layers.0.self_attn.rotary_emb.inv_freq".into(), vec![8], vec![0; 32])))?;
+    let ok = corrupted_copy(|t| {
+        t.push((
+            "model.layers.0.self_attn.rotary_emb.inv_freq".into(),
+            vec![8],
+            vec![0; 32],
+        ))
+    })?;
     Llama::from_dir(ok.path(), &Device::flex(), FloatPolicy::F32)?;
     Ok(())
 }
@@ -180,13 +279,25 @@ fn config_errors_name_the_problem() -> Result<()> {
     let cfg = dir.path().join("config.json");
     let text = std::fs::read_to_string(&cfg)?;
     std::fs::write(&cfg, text.replace("\"hidden_size\": 64,", ""))?;
-    let err = Llama::from_dir(dir.path(), &Device::flex(), FloatPolicy::F32).err().expect("error");
-    assert!(err.to_string().contains("hidden_size") && err.to_string().contains("config.json"), "{err}");
-    std::fs::write(&cfg, text.replace("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 3"))?;
-    let err = Llama::from_dir(dir.path(), &Device::flex(), FloatPolicy::F32).err().expect("error");
+    let err = Llama::from_dir(dir.path(), &Device::flex(), FloatPolicy::F32)
+        .expect_err("error");
+    assert!(
+        err.to_string().contains("hidden_size") && err.to_string().contains("config.json"),
+        "{err}"
+    );
+    std::fs::write(
+        &cfg,
+        text.replace("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 3"),
+    )?;
+    let err = Llama::from_dir(dir.path(), &Device::flex(), FloatPolicy::F32)
+        .expect_err("error");
     assert!(matches!(err, DecoderError::Config(_)), "{err}");
-    std::fs::write(&cfg, text.replace("\"rope_type\": \"default\"", "\"rope_type\": \"yarn\""))?;
-    let err = Llama::from_dir(dir.path(), &Device::flex(), FloatPolicy::F32).err().expect("error");
+    std::fs::write(
+        &cfg,
+        text.replace("\"rope_type\": \"default\"", "\"rope_type\": \"yarn\""),
+    )?;
+    let err = Llama::from_dir(dir.path(), &Device::flex(), FloatPolicy::F32)
+        .expect_err("error");
     assert!(err.to_string().contains("yarn"), "{err}");
     Ok(())
 }
@@ -194,7 +305,7 @@ fn config_errors_name_the_problem() -> Result<()> {
 #[test]
 fn bad_inputs_are_errors() -> Result<()> {
     let model = gqa()?;
-    let e = model.embed_ids(&[vec![1, 9999]]).err().expect("error");
+    let e = model.embed_ids(&[vec![1, 9999]]).expect_err("error");
     assert!(e.to_string().contains("9999"));
     let input = DecoderInput {
         embeds: model.embed_ids(&[vec![1, 2, 3]])?,
@@ -202,13 +313,21 @@ fn bad_inputs_are_errors() -> Result<()> {
         positions: None,
         padding: None,
     };
-    assert!(model.forward(input, &mut KvCache::new(), ForwardOptions::default()).is_err());
+    assert!(
+        model
+            .forward(input, &mut KvCache::new(), ForwardOptions::default())
+            .is_err()
+    );
     let input = DecoderInput {
         embeds: model.embed_ids(&[vec![1, 2]])?,
         modality: Modality::Text,
         positions: Some(vec![0, 100_000]),
         padding: None,
     };
-    assert!(model.forward(input, &mut KvCache::new(), ForwardOptions::default()).is_err());
+    assert!(
+        model
+            .forward(input, &mut KvCache::new(), ForwardOptions::default())
+            .is_err()
+    );
     Ok(())
 }

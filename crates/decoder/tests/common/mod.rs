@@ -1,6 +1,5 @@
 //! Shared helpers of the decoder tests: fixture paths and safetensors reading.
 #![allow(missing_docs)]
-
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -26,12 +25,15 @@ impl Arrays {
         for (name, view) in st.tensors() {
             let data = view.data();
             let values: Vec<f64> = match view.dtype() {
-                safetensors::Dtype::F32 => {
-                    data.chunks_exact(4).map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect()
-                }
+                safetensors::Dtype::F32 => data
+                    .chunks_exact(4)
+                    .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                    .collect(),
                 safetensors::Dtype::I64 => data
                     .chunks_exact(8)
-                    .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f64)
+                    .map(|c| {
+                        i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f64
+                    })
                     .collect(),
                 safetensors::Dtype::U8 => data.iter().map(|&b| f64::from(b)).collect(),
                 other => bail!("{name}: dtype {other:?} not handled in tests"),
@@ -42,7 +44,9 @@ impl Arrays {
     }
 
     pub fn get(&self, name: &str) -> Result<&(Vec<f64>, Vec<usize>)> {
-        self.map.get(name).with_context(|| format!("fixture tensor {name}"))
+        self.map
+            .get(name)
+            .with_context(|| format!("fixture tensor {name}"))
     }
 
     pub fn f32(&self, name: &str) -> Result<Vec<f32>> {
@@ -56,7 +60,10 @@ impl Arrays {
     pub fn tensor3(&self, name: &str, device: &Device) -> Result<Tensor<3>> {
         let (v, s) = self.get(name)?;
         let v: Vec<f32> = v.iter().map(|&x| x as f32).collect();
-        Ok(Tensor::from_data(TensorData::new(v, [s[0], s[1], s[2]]), device))
+        Ok(Tensor::from_data(
+            TensorData::new(v, [s[0], s[1], s[2]]),
+            device,
+        ))
     }
 }
 
