@@ -1,0 +1,440 @@
+//! The mPLUG-Owl2 vision tower: a CLIP-style ViT (ViT-L/14-448 in the released model) with Megatron's fused QKV.
+//!
+//! Patch conv without bias (computed as one matmul over unfolded patches), CLS token, learned position embedding,
+//! pre-LayerNorm, pre-LN blocks (`x += dense(attn(LN(x)))`, `x += fc2(quick_gelu(fc1(LN(x))))`), post-LayerNorm
+//! over all tokens. The fused `query_key_value` rows are ordered `[head][q|k|v][head_dim]`.
+
+use std::path::Path;
+
+use biqa_checkpoint::Weights;
+use burn::module::{Module, Param};
+use burn::nn::{LayerNorm, Linear};
+use burn::tensor::activation::{sigmoid, softmax};
+use burn::tensor::{DType, FloatDType, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, VisionError};
+
+/// `visual_config.visual_model` of an mPLUG-Owl2 `config.json`, as written (unknown keys ignored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HfVisionConfig {
+    /// Width.
+    pub hidden_size: usize,
+    /// MLP width.
+    pub intermediate_size: usize,
+    /// Number of layers.
+    pub num_hidden_layers: usize,
+    /// Number of heads.
+    pub num_attention_heads: usize,
+    /// Input resolution (square).
+    pub image_size: usize,
+    /// Patch size.
+    pub patch_size: usize,
+    /// LayerNorm epsilon (pre-LN, blocks, post-LN).
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    /// Activation (`quick_gelu`).
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    /// Input channels.
+    #[serde(default = "default_channels")]
+    pub num_channels: usize,
+    /// Whether a CLS token is prepended (true in every released checkpoint).
+    #[serde(default = "yes")]
+    pub use_cls_token: bool,
+    /// Whether the post-LayerNorm is applied (true in every released checkpoint).
+    #[serde(default = "yes")]
+    pub use_post_layernorm: bool,
+}
+
+fn default_eps() -> f64 {
+    1e-6
+}
+fn default_act() -> String {
+    "quick_gelu".into()
+}
+fn default_channels() -> usize {
+    3
+}
+fn yes() -> bool {
+    true
+}
+
+/// The typed vision-tower configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VisionConfig {
+    /// Width.
+    pub hidden_size: usize,
+    /// MLP width.
+    pub intermediate_size: usize,
+    /// Number of layers.
+    pub num_layers: usize,
+    /// Number of heads.
+    pub num_heads: usize,
+    /// Input resolution.
+    pub image_size: usize,
+    /// Patch size.
+    pub patch_size: usize,
+    /// LayerNorm epsilon.
+    pub layer_norm_eps: f64,
+    /// Input channels.
+    pub num_channels: usize,
+}
+
+impl HfVisionConfig {
+    /// The typed config.
+    ///
+    /// # Errors
+    /// Unsupported options or inconsistent sizes.
+    pub fn to_config(&self) -> Result<VisionConfig> {
+        if self.hidden_act != "quick_gelu" {
+            return Err(VisionError::Config(format!(
+                "vision hidden_act {:?} is not supported (quick_gelu)",
+                self.hidden_act
+            )));
+        }
+        if !self.use_cls_token || !self.use_post_layernorm {
+            return Err(VisionError::Config(
+                "use_cls_token / use_post_layernorm = false (Qwen variant) is not supported".into(),
+            ));
+        }
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
+            return Err(VisionError::Config(format!(
+                "vision hidden_size {} is not a multiple of num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            )));
+        }
+        if self.patch_size == 0 || !self.image_size.is_multiple_of(self.patch_size) {
+            return Err(VisionError::Config(format!(
+                "image_size {} is not a multiple of patch_size {}",
+                self.image_size, self.patch_size
+            )));
+        }
+        Ok(VisionConfig {
+            hidden_size: self.hidden_size,
+            intermediate_size: self.intermediate_size,
+            num_layers: self.num_hidden_layers,
+            num_heads: self.num_attention_heads,
+            image_size: self.image_size,
+            patch_size: self.patch_size,
+            layer_norm_eps: self.layer_norm_eps,
+            num_channels: self.num_channels,
+        })
+    }
+}
+
+impl VisionConfig {
+    /// ViT-L/14 at 448 px, as in `mplug-owl2-llama2-7b`: 1024 wide, 24 layers, 16 heads, MLP 4096, eps 1e-6.
+    pub fn vit_l14_448() -> Self {
+        Self {
+            hidden_size: 1024,
+            intermediate_size: 4096,
+            num_layers: 24,
+            num_heads: 16,
+            image_size: 448,
+            patch_size: 14,
+            layer_norm_eps: 1e-6,
+            num_channels: 3,
+        }
+    }
+
+    /// Patches per side.
+    pub fn grid(&self) -> usize {
+        self.image_size / self.patch_size
+    }
+
+    /// Tokens per image: 1 (CLS) + grid².
+    pub fn seq_len(&self) -> usize {
+        1 + self.grid() * self.grid()
+    }
+}
+
+/// Reads `visual_config.visual_model` and `visual_config.visual_abstractor` of an mPLUG-Owl2 `config.json`.
+///
+/// # Errors
+/// Unreadable file, invalid JSON, a missing `visual_config` or field (named).
+pub fn read_visual_config(
+    path: &Path,
+) -> Result<(HfVisionConfig, crate::abstractor::HfAbstractorConfig)> {
+    let text = std::fs::read_to_string(path).map_err(|source| VisionError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let parse = |reason: String| VisionError::ConfigParse {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| parse(e.to_string()))?;
+    let vc = json
+        .get("visual_config")
+        .ok_or_else(|| parse("no visual_config (not an mPLUG-Owl2 config)".into()))?;
+    let vm = vc
+        .get("visual_model")
+        .ok_or_else(|| parse("no visual_config.visual_model".into()))?;
+    let va = vc
+        .get("visual_abstractor")
+        .ok_or_else(|| parse("no visual_config.visual_abstractor".into()))?;
+    let vision: HfVisionConfig = serde_json::from_value(vm.clone())
+        .map_err(|e| parse(format!("visual_config.visual_model: {e}")))?;
+    let abstractor = serde_json::from_value(va.clone())
+        .map_err(|e| parse(format!("visual_config.visual_abstractor: {e}")))?;
+    Ok((vision, abstractor))
+}
+
+/// LayerNorm over the last dimension, computed in f32 whatever the parameters' dtype.
+pub(crate) fn layer_norm<const D: usize>(ln: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
+    let dtype = x.dtype();
+    if dtype == DType::F32 {
+        ln.forward(x)
+    } else {
+        ln.forward(x.cast(FloatDType::F32))
+            .cast(FloatDType::from(dtype))
+    }
+}
+
+/// Multi-head softmax attention; `q` `[B, nh, Lq, hd]`, `k`/`v` `[B, nh, Lk, hd]` → context `[B, Lq, nh·hd]` and
+/// the probabilities `[B, nh, Lq, Lk]` (softmax in f32).
+pub(crate) fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> (Tensor<3>, Tensor<4>) {
+    let [b, nh, lq, hd] = q.dims();
+    let dtype = q.dtype();
+    let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (hd as f64).sqrt());
+    let probs = if dtype == DType::F32 {
+        softmax(scores, 3)
+    } else {
+        softmax(scores.cast(FloatDType::F32), 3).cast(FloatDType::from(dtype))
+    };
+    let ctx = probs
+        .clone()
+        .matmul(v)
+        .swap_dims(1, 2)
+        .reshape([b, lq, nh * hd]);
+    (ctx, probs)
+}
+
+/// Embeddings: unfolded-patch projection (the bias-free conv), CLS, position embedding, pre-LayerNorm.
+#[derive(Module, Debug)]
+pub struct VisionEmbeddings {
+    /// `cls_token` `[1, 1, D]`.
+    pub cls_token: Param<Tensor<3>>,
+    /// `position_embedding` `[1, 1 + grid², D]`.
+    pub position_embedding: Param<Tensor<3>>,
+    /// `patch_embed.weight` as a matrix `[C·p·p, D]` (the conv kernel `[D, C, p, p]` flattened and transposed).
+    pub patch_embed: Param<Tensor<2>>,
+    /// `pre_layernorm`.
+    pub pre_layernorm: LayerNorm,
+}
+
+/// Attention with the fused, per-head interleaved `query_key_value` projection.
+#[derive(Module, Debug)]
+pub struct VisionAttention {
+    /// `query_key_value` `[D → 3D]`.
+    pub query_key_value: Linear,
+    /// `dense` `[D → D]`.
+    pub dense: Linear,
+    /// Heads.
+    #[module(skip)]
+    pub num_heads: usize,
+}
+
+/// The MLP `fc2(quick_gelu(fc1(x)))`.
+#[derive(Module, Debug)]
+pub struct VisionMlp {
+    /// `fc1`.
+    pub fc1: Linear,
+    /// `fc2`.
+    pub fc2: Linear,
+}
+
+/// One pre-LN block.
+#[derive(Module, Debug)]
+pub struct VisionLayer {
+    /// LayerNorm before attention.
+    pub input_layernorm: LayerNorm,
+    /// Attention.
+    pub self_attn: VisionAttention,
+    /// LayerNorm before the MLP.
+    pub post_attention_layernorm: LayerNorm,
+    /// MLP.
+    pub mlp: VisionMlp,
+}
+
+/// The layer stack (`encoder.layers.{i}`).
+#[derive(Module, Debug)]
+pub struct VisionEncoder {
+    /// Layers.
+    pub layers: Vec<VisionLayer>,
+}
+
+/// The vision tower (`model.vision_model`).
+#[derive(Module, Debug)]
+pub struct VisionModel {
+    /// Embeddings.
+    pub embeddings: VisionEmbeddings,
+    /// Layers.
+    pub encoder: VisionEncoder,
+    /// `post_layernorm`, applied to every token of the last layer.
+    pub post_layernorm: LayerNorm,
+    /// The config.
+    #[module(skip)]
+    pub config: VisionConfig,
+}
+
+/// What the vision tower returns.
+#[derive(Debug, Clone)]
+pub struct VisionOutput {
+    /// `post_layernorm(last layer)` `[B, 1 + grid², D]`, CLS included: what the abstractor consumes.
+    pub last_hidden_state: Tensor<3>,
+    /// When asked: the embeddings (after pre-LN) then every layer's output (no post-LN), `[B, S, D]` each.
+    pub hidden_states: Option<Vec<Tensor<3>>>,
+    /// When asked: every layer's attention probabilities `[B, heads, S, S]`.
+    pub attentions: Option<Vec<Tensor<4>>>,
+}
+
+fn quick_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    x.clone() * sigmoid(x * 1.702)
+}
+
+impl VisionModel {
+    /// Builds the tower from `weights` under `prefix` (`model.vision_model` in mPLUG-Owl2 checkpoints).
+    pub fn load(weights: &Weights<'_>, config: &VisionConfig, prefix: &str) -> Self {
+        let c = config;
+        let (d, p, ch) = (c.hidden_size, c.patch_size, c.num_channels);
+        let s = c.seq_len();
+        let eps = c.layer_norm_eps;
+        // Conv kernel [D, C, p, p] → [C·p·p, D] so that unfolded patches [.., C·p·p] multiply it.
+        let k = weights.host_f32(
+            &format!("{prefix}.embeddings.patch_embed.weight"),
+            &[d, ch, p, p],
+        );
+        let cpp = ch * p * p;
+        let mut kt = vec![0.0f32; k.len()];
+        for o in 0..d {
+            for i in 0..cpp {
+                kt[i * d + o] = k[o * cpp + i];
+            }
+        }
+        let embeddings = VisionEmbeddings {
+            cls_token: Param::from_tensor(
+                weights.tensor(&format!("{prefix}.embeddings.cls_token"), [1, 1, d]),
+            ),
+            position_embedding: Param::from_tensor(weights.tensor(
+                &format!("{prefix}.embeddings.position_embedding"),
+                [1, s, d],
+            )),
+            patch_embed: Param::from_tensor(weights.from_host(kt, [cpp, d])),
+            pre_layernorm: weights.layer_norm(
+                &format!("{prefix}.embeddings.pre_layernorm"),
+                d,
+                eps,
+            ),
+        };
+        let layers = (0..c.num_layers)
+            .map(|i| {
+                let l = format!("{prefix}.encoder.layers.{i}");
+                VisionLayer {
+                    input_layernorm: weights.layer_norm(&format!("{l}.input_layernorm"), d, eps),
+                    self_attn: VisionAttention {
+                        query_key_value: weights.linear(
+                            &format!("{l}.self_attn.query_key_value"),
+                            d,
+                            3 * d,
+                            true,
+                        ),
+                        dense: weights.linear(&format!("{l}.self_attn.dense"), d, d, true),
+                        num_heads: c.num_heads,
+                    },
+                    post_attention_layernorm: weights.layer_norm(
+                        &format!("{l}.post_attention_layernorm"),
+                        d,
+                        eps,
+                    ),
+                    mlp: VisionMlp {
+                        fc1: weights.linear(&format!("{l}.mlp.fc1"), d, c.intermediate_size, true),
+                        fc2: weights.linear(&format!("{l}.mlp.fc2"), c.intermediate_size, d, true),
+                    },
+                }
+            })
+            .collect();
+        Self {
+            embeddings,
+            encoder: VisionEncoder { layers },
+            post_layernorm: weights.layer_norm(&format!("{prefix}.post_layernorm"), d, eps),
+            config: c.clone(),
+        }
+    }
+
+    /// Runs the tower on normalised pixels `[B, C, image_size, image_size]`.
+    ///
+    /// # Errors
+    /// Pixels of another shape than the config's.
+    pub fn forward(
+        &self,
+        pixels: Tensor<4>,
+        hidden_states: bool,
+        attentions: bool,
+    ) -> Result<VisionOutput> {
+        let c = &self.config;
+        let [b, ch, h, w] = pixels.dims();
+        if ch != c.num_channels || h != c.image_size || w != c.image_size {
+            return Err(VisionError::Config(format!(
+                "pixels are [{b}, {ch}, {h}, {w}], the vision tower takes [B, {}, {}, {}]",
+                c.num_channels, c.image_size, c.image_size
+            )));
+        }
+        let (p, g, d) = (c.patch_size, c.grid(), c.hidden_size);
+        let pixels = pixels.cast(FloatDType::from(self.embeddings.patch_embed.val().dtype()));
+        // Unfold: [B, C, g, p, g, p] → [B, g, g, C, p, p] → [B, g², C·p·p], row-major patch order.
+        let patches = pixels
+            .reshape([b, ch, g, p, g, p])
+            .permute([0, 2, 4, 1, 3, 5])
+            .reshape([b, g * g, ch * p * p]);
+        let x = patches.matmul(self.embeddings.patch_embed.val().unsqueeze_dim::<3>(0));
+        let cls = self.embeddings.cls_token.val().expand([b, 1, d]);
+        let x = Tensor::cat(vec![cls, x], 1) + self.embeddings.position_embedding.val();
+        let mut x = layer_norm(&self.embeddings.pre_layernorm, x);
+        let mut hs = hidden_states.then(Vec::new);
+        let mut atts = attentions.then(Vec::new);
+        for layer in &self.encoder.layers {
+            if let Some(v) = hs.as_mut() {
+                v.push(x.clone());
+            }
+            let (out, probs) = layer
+                .self_attn
+                .forward(layer_norm(&layer.input_layernorm, x.clone()));
+            if let Some(a) = atts.as_mut() {
+                a.push(probs);
+            }
+            x = x + out;
+            let hn = layer_norm(&layer.post_attention_layernorm, x.clone());
+            x = x.clone() + layer.mlp.fc2.forward(quick_gelu(layer.mlp.fc1.forward(hn)));
+        }
+        if let Some(v) = hs.as_mut() {
+            v.push(x.clone());
+        }
+        Ok(VisionOutput {
+            last_hidden_state: layer_norm(&self.post_layernorm, x),
+            hidden_states: hs,
+            attentions: atts,
+        })
+    }
+}
+
+impl VisionAttention {
+    /// `x` `[B, S, D]` → (`dense(context)` `[B, S, D]`, probabilities `[B, heads, S, S]`).
+    pub fn forward(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<4>) {
+        let [b, s, d] = x.dims();
+        let nh = self.num_heads;
+        let hd = d / nh;
+        // Rows of the fused weight are [head][q|k|v][hd]: reshape (B, S, nh, 3, hd).
+        let qkv = self
+            .query_key_value
+            .forward(x)
+            .reshape([b, s, nh, 3, hd])
+            .permute([3, 0, 2, 1, 4]);
+        let part = |i: usize| qkv.clone().narrow(0, i, 1).reshape([b, nh, s, hd]);
+        let (ctx, probs) = attention(part(0), part(1), part(2));
+        (self.dense.forward(ctx), probs)
+    }
+}
