@@ -48,9 +48,18 @@ pub enum TensorProblem {
 impl fmt::Display for TensorProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Missing { name, expected } => write!(f, "missing {name} (expected shape {expected:?})"),
-            Self::Shape { name, expected, actual } => {
-                write!(f, "wrong shape for {name}: expected {expected:?}, found {actual:?}")
+            Self::Missing { name, expected } => {
+                write!(f, "missing {name} (expected shape {expected:?})")
+            }
+            Self::Shape {
+                name,
+                expected,
+                actual,
+            } => {
+                write!(
+                    f,
+                    "wrong shape for {name}: expected {expected:?}, found {actual:?}"
+                )
             }
             Self::Unexpected { name, actual } => write!(f, "unexpected {name} (shape {actual:?})"),
             Self::Dtype { name, dtype } => write!(f, "{name} has dtype {dtype}, not a float dtype"),
@@ -77,7 +86,9 @@ pub enum CheckpointError {
     )]
     NoWeights(PathBuf),
     /// A weight file's extension is not one this crate reads.
-    #[error("{0}: unknown weight file type (expected .safetensors, .bin, .pt, .pth or an .index.json)")]
+    #[error(
+        "{0}: unknown weight file type (expected .safetensors, .bin, .pt, .pth or an .index.json)"
+    )]
     UnknownFormat(PathBuf),
     /// A safetensors file is malformed or truncated.
     #[error("{path}: invalid safetensors file: {reason}")]

@@ -38,8 +38,12 @@ pub enum WeightFormat {
 }
 
 /// The weight files of a checkpoint directory, in transformers' order of preference.
-pub const WEIGHT_FILES: [&str; 4] =
-    ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"];
+pub const WEIGHT_FILES: [&str; 4] = [
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+];
 
 /// Metadata of one stored tensor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +86,10 @@ struct ShardIndex {
 }
 
 fn format_of(path: &Path) -> Result<WeightFormat> {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
     if name.ends_with(".safetensors") {
         Ok(WeightFormat::Safetensors)
     } else if name.ends_with(".bin") || name.ends_with(".pt") || name.ends_with(".pth") {
@@ -94,15 +101,20 @@ fn format_of(path: &Path) -> Result<WeightFormat> {
 
 /// Python globals a weight pickle may reference (as they appear in [`PickleValue::Unsupported`]).
 fn allowed_pickle_type(name: &str) -> bool {
-    name.starts_with("torch.") && (name.ends_with("Tensor") || name.ends_with("Storage") || name == "torch.Size")
+    name.starts_with("torch.")
+        && (name.ends_with("Tensor") || name.ends_with("Storage") || name == "torch.Size")
 }
 
 fn check_pickle_value(path: &Path, value: &PickleValue) -> Result<()> {
     match value {
-        PickleValue::Unsupported(name) if !allowed_pickle_type(name) => Err(CheckpointError::Pytorch {
-            path: path.to_path_buf(),
-            reason: format!("the pickle references {name}, which is not a tensor-rebuild global"),
-        }),
+        PickleValue::Unsupported(name) if !allowed_pickle_type(name) => {
+            Err(CheckpointError::Pytorch {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "the pickle references {name}, which is not a tensor-rebuild global"
+                ),
+            })
+        }
         PickleValue::List(items) => items.iter().try_for_each(|v| check_pickle_value(path, v)),
         PickleValue::Dict(map) => map.values().try_for_each(|v| check_pickle_value(path, v)),
         _ => Ok(()),
@@ -120,10 +132,12 @@ fn read_file_tensors(path: &Path, format: WeightFormat) -> Result<BTreeMap<Strin
     match format {
         WeightFormat::Safetensors => {
             let mut store = SafetensorsStore::from_file(path);
-            let all = store.get_all_tensors().map_err(|e| CheckpointError::Safetensors {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+            let all = store
+                .get_all_tensors()
+                .map_err(|e| CheckpointError::Safetensors {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
             Ok(all.clone())
         }
         WeightFormat::Pytorch => {
@@ -134,7 +148,11 @@ fn read_file_tensors(path: &Path, format: WeightFormat) -> Result<BTreeMap<Strin
             let value = PytorchReader::read_pickle_data(path, None).map_err(|e| err(&e))?;
             check_pickle_value(path, &value)?;
             let reader = PytorchReader::new(path).map_err(|e| err(&e))?;
-            Ok(reader.into_tensors().into_iter().map(|(k, t)| (k, bridge::from_pytorch(t))).collect())
+            Ok(reader
+                .into_tensors()
+                .into_iter()
+                .map(|(k, t)| (k, bridge::from_pytorch(t)))
+                .collect())
         }
     }
 }
@@ -156,7 +174,10 @@ impl Checkpoint {
                 .ok_or_else(|| CheckpointError::NoWeights(path.to_path_buf()))?;
             return Self::open(file);
         }
-        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         if name.ends_with(".index.json") {
             return Self::open_index(path);
         }
@@ -166,23 +187,32 @@ impl Checkpoint {
             desc: path.display().to_string(),
             format,
             files: vec![path.to_path_buf()],
-            tensors: tensors.into_iter().map(|(k, tensor)| (k, Stored { file: 0, tensor })).collect(),
+            tensors: tensors
+                .into_iter()
+                .map(|(k, tensor)| (k, Stored { file: 0, tensor }))
+                .collect(),
         })
     }
 
     fn open_index(index: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(index).map_err(|source| CheckpointError::Io { path: index.to_path_buf(), source })?;
-        let parsed: ShardIndex = serde_json::from_str(&text).map_err(|e| CheckpointError::Index {
+        let text = std::fs::read_to_string(index).map_err(|source| CheckpointError::Io {
             path: index.to_path_buf(),
-            reason: format!("not a shard index ({e})"),
+            source,
         })?;
+        let parsed: ShardIndex =
+            serde_json::from_str(&text).map_err(|e| CheckpointError::Index {
+                path: index.to_path_buf(),
+                reason: format!("not a shard index ({e})"),
+            })?;
         let dir = index.parent().unwrap_or_else(|| Path::new("."));
         let mut shard_names: Vec<&String> = parsed.weight_map.values().collect();
         shard_names.sort_unstable();
         shard_names.dedup();
         if shard_names.is_empty() {
-            return Err(CheckpointError::Index { path: index.to_path_buf(), reason: "empty weight_map".into() });
+            return Err(CheckpointError::Index {
+                path: index.to_path_buf(),
+                reason: "empty weight_map".into(),
+            });
         }
         let mut files: Vec<PathBuf> = Vec::new();
         let mut tensors: BTreeMap<String, Stored> = BTreeMap::new();
@@ -211,7 +241,11 @@ impl Checkpoint {
             files.push(file);
         }
         // Every entry of the map must be in the shard it names.
-        let position: HashMap<&Path, usize> = files.iter().enumerate().map(|(i, f)| (f.as_path(), i)).collect();
+        let position: HashMap<&Path, usize> = files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.as_path(), i))
+            .collect();
         for (name, shard) in &parsed.weight_map {
             let expected = position.get(dir.join(shard).as_path()).copied();
             match tensors.get(name) {
@@ -281,10 +315,13 @@ impl Checkpoint {
     /// # Errors
     /// No such tensor, or its bytes cannot be read (e.g. a truncated file).
     pub fn data(&self, name: &str) -> Result<TensorData> {
-        let stored = self.tensors.get(name).ok_or_else(|| CheckpointError::NotFound {
-            source_desc: self.desc.clone(),
-            name: name.to_string(),
-        })?;
+        let stored = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| CheckpointError::NotFound {
+                source_desc: self.desc.clone(),
+                name: name.to_string(),
+            })?;
         bridge::to_data(&stored.tensor).map_err(|e| CheckpointError::Data {
             source_desc: self.desc.clone(),
             name: name.to_string(),
@@ -306,11 +343,13 @@ impl Checkpoint {
             });
         }
         let shape = data.shape().iter().copied().collect();
-        let values = data.try_to_vec_as::<f32>().map_err(|e| CheckpointError::Data {
-            source_desc: self.desc.clone(),
-            name: name.to_string(),
-            reason: format!("{e:?}"),
-        })?;
+        let values = data
+            .try_to_vec_as::<f32>()
+            .map_err(|e| CheckpointError::Data {
+                source_desc: self.desc.clone(),
+                name: name.to_string(),
+                reason: format!("{e:?}"),
+            })?;
         Ok((values, shape))
     }
 }

@@ -85,7 +85,10 @@ impl<'a> Weights<'a> {
     fn host(&self, name: &str, shape: &[usize], required: bool) -> Option<Vec<f32>> {
         let Some(info) = self.ckpt.info(name) else {
             if required {
-                self.problem(TensorProblem::Missing { name: name.to_string(), expected: shape.to_vec() });
+                self.problem(TensorProblem::Missing {
+                    name: name.to_string(),
+                    expected: shape.to_vec(),
+                });
             }
             return None;
         };
@@ -99,13 +102,19 @@ impl<'a> Weights<'a> {
             return None;
         }
         if !info.dtype.is_float() {
-            self.problem(TensorProblem::Dtype { name: name.to_string(), dtype: format!("{:?}", info.dtype) });
+            self.problem(TensorProblem::Dtype {
+                name: name.to_string(),
+                dtype: format!("{:?}", info.dtype),
+            });
             return None;
         }
         match self.ckpt.f32(name) {
             Ok((values, _)) => Some(values),
             Err(e) => {
-                self.problem(TensorProblem::Unreadable { name: name.to_string(), reason: e.to_string() });
+                self.problem(TensorProblem::Unreadable {
+                    name: name.to_string(),
+                    reason: e.to_string(),
+                });
                 None
             }
         }
@@ -123,18 +132,22 @@ impl<'a> Weights<'a> {
 
     /// The tensor `name`, which must have shape `shape`.
     pub fn tensor<const D: usize>(&self, name: &str, shape: [usize; D]) -> Tensor<D> {
-        let values = self.host(name, &shape, true).unwrap_or_else(|| vec![0.0; shape.iter().product()]);
+        let values = self
+            .host(name, &shape, true)
+            .unwrap_or_else(|| vec![0.0; shape.iter().product()]);
         self.from_host(values, shape)
     }
 
     /// The tensor `name` if the checkpoint has it (a present tensor of another shape is a problem).
     pub fn optional<const D: usize>(&self, name: &str, shape: [usize; D]) -> Option<Tensor<D>> {
-        self.host(name, &shape, false).map(|v| self.from_host(v, shape))
+        self.host(name, &shape, false)
+            .map(|v| self.from_host(v, shape))
     }
 
     /// The f32 host data of `name` (shape `shape`), for weights that are rearranged before use.
     pub fn host_f32(&self, name: &str, shape: &[usize]) -> Vec<f32> {
-        self.host(name, shape, true).unwrap_or_else(|| vec![0.0; shape.iter().product()])
+        self.host(name, shape, true)
+            .unwrap_or_else(|| vec![0.0; shape.iter().product()])
     }
 
     /// A `[d_in, d_out]` burn weight from the PyTorch `[d_out, d_in]` tensor `name` (transposed on the host).
@@ -152,15 +165,21 @@ impl<'a> Weights<'a> {
     /// A `Linear` from `{prefix}.weight` `[d_out, d_in]` and, with `bias`, `{prefix}.bias` `[d_out]`.
     pub fn linear(&self, prefix: &str, d_in: usize, d_out: usize, bias: bool) -> Linear {
         let weight = self.linear_weight(&format!("{prefix}.weight"), d_in, d_out);
-        let bias = bias.then(|| Param::from_tensor(self.tensor(&format!("{prefix}.bias"), [d_out])));
-        Linear { weight: Param::from_tensor(weight), bias }
+        let bias =
+            bias.then(|| Param::from_tensor(self.tensor(&format!("{prefix}.bias"), [d_out])));
+        Linear {
+            weight: Param::from_tensor(weight),
+            bias,
+        }
     }
 
     /// A `LayerNorm` from `{prefix}.weight` and `{prefix}.bias` (`[d]`), with epsilon `eps`.
     pub fn layer_norm(&self, prefix: &str, d: usize, eps: f64) -> LayerNorm {
         let mut ln = LayerNormConfig::new(d).with_epsilon(eps).init(&self.device);
         ln.gamma = Param::from_tensor(self.tensor(&format!("{prefix}.weight"), [d]));
-        ln.beta = Some(Param::from_tensor(self.tensor(&format!("{prefix}.bias"), [d])));
+        ln.beta = Some(Param::from_tensor(
+            self.tensor(&format!("{prefix}.bias"), [d]),
+        ));
         ln
     }
 
@@ -175,13 +194,19 @@ impl<'a> Weights<'a> {
         for name in self.ckpt.names() {
             if !used.contains(name) && !self.ignored.iter().any(|s| name.ends_with(s.as_str())) {
                 let actual = self.ckpt.info(name).map(|i| i.shape).unwrap_or_default();
-                problems.push(TensorProblem::Unexpected { name: name.to_string(), actual });
+                problems.push(TensorProblem::Unexpected {
+                    name: name.to_string(),
+                    actual,
+                });
             }
         }
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(CheckpointError::Tensors { source_desc: self.ckpt.source().to_string(), problems })
+            Err(CheckpointError::Tensors {
+                source_desc: self.ckpt.source().to_string(),
+                problems,
+            })
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use biqa_checkpoint::{Checkpoint, CheckpointError, TensorProblem, Weights, WeightFormat};
+use biqa_checkpoint::{Checkpoint, CheckpointError, TensorProblem, WeightFormat, Weights};
 use burn::tensor::{DType, Device};
 
 fn fixtures() -> PathBuf {
@@ -26,7 +26,10 @@ fn directory_prefers_safetensors_and_bin_matches_bf16() -> Result<()> {
     let bin = Checkpoint::open(dir.join("pytorch_model.bin"))?;
     assert_eq!(bin.format(), WeightFormat::Pytorch);
     assert_eq!(bin.len(), 114);
-    assert_eq!(st.names().collect::<Vec<_>>(), bin.names().collect::<Vec<_>>());
+    assert_eq!(
+        st.names().collect::<Vec<_>>(),
+        bin.names().collect::<Vec<_>>()
+    );
     let name = "model.layers.0.self_attn.k_proj.multiway.1.weight";
     assert_eq!(bin.info(name).map(|i| i.dtype), Some(DType::BF16));
     assert_eq!(bin.info(name).map(|i| i.shape), Some(vec![96, 96]));
@@ -35,7 +38,11 @@ fn directory_prefers_safetensors_and_bin_matches_bf16() -> Result<()> {
         let (b, sb) = bin.f32(name)?;
         assert_eq!(sa, sb, "{name}");
         for (x, y) in a.iter().zip(&b) {
-            assert_eq!(bf16_round(*x), *y, "{name}: every .bin value is bf16(safetensors value)");
+            assert_eq!(
+                bf16_round(*x),
+                *y,
+                "{name}: every .bin value is bf16(safetensors value)"
+            );
         }
     }
     Ok(())
@@ -74,12 +81,20 @@ fn write_shards(ck: &Checkpoint, dir: &Path, n: usize) -> Result<PathBuf> {
         }
         let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bufs
             .iter()
-            .map(|(n, s, b)| Ok((n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)?)))
+            .map(|(n, s, b)| {
+                Ok((
+                    n.clone(),
+                    safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)?,
+                ))
+            })
             .collect::<Result<_>>()?;
         safetensors::serialize_to_file(views, None, &dir.join(&file))?;
     }
     let index = dir.join("model.safetensors.index.json");
-    std::fs::write(&index, serde_json::to_string(&serde_json::json!({"metadata": {}, "weight_map": weight_map}))?)?;
+    std::fs::write(
+        &index,
+        serde_json::to_string(&serde_json::json!({"metadata": {}, "weight_map": weight_map}))?,
+    )?;
     Ok(index)
 }
 
@@ -97,9 +112,16 @@ fn sharded_safetensors_and_their_errors() -> Result<()> {
 
     // An index naming a missing shard.
     let text = std::fs::read_to_string(&index)?;
-    std::fs::write(&index, text.replace("model-00002-of-00003", "model-00009-of-00003"))?;
+    std::fs::write(
+        &index,
+        text.replace("model-00002-of-00003", "model-00009-of-00003"),
+    )?;
     let err = Checkpoint::open(tmp.path()).unwrap_err();
-    assert!(err.to_string().contains("model-00009-of-00003.safetensors") && err.to_string().contains("does not exist"), "{err}");
+    assert!(
+        err.to_string().contains("model-00009-of-00003.safetensors")
+            && err.to_string().contains("does not exist"),
+        "{err}"
+    );
     std::fs::write(&index, &text)?;
 
     // A truncated shard.
@@ -108,17 +130,29 @@ fn sharded_safetensors_and_their_errors() -> Result<()> {
     std::fs::write(&shard, &bytes[..bytes.len() / 2])?;
     let err = Checkpoint::open(tmp.path()).unwrap_err();
     assert!(matches!(err, CheckpointError::Safetensors { .. }), "{err}");
-    assert!(err.to_string().contains("model-00003-of-00003.safetensors"), "{err}");
+    assert!(
+        err.to_string().contains("model-00003-of-00003.safetensors"),
+        "{err}"
+    );
 
     // Not a checkpoint at all.
     let empty = tempfile::tempdir()?;
-    assert!(matches!(Checkpoint::open(empty.path()), Err(CheckpointError::NoWeights(_))));
+    assert!(matches!(
+        Checkpoint::open(empty.path()),
+        Err(CheckpointError::NoWeights(_))
+    ));
     let garbage = empty.path().join("model.safetensors");
     std::fs::write(&garbage, b"this is not a safetensors file")?;
-    assert!(matches!(Checkpoint::open(&garbage), Err(CheckpointError::Safetensors { .. })));
+    assert!(matches!(
+        Checkpoint::open(&garbage),
+        Err(CheckpointError::Safetensors { .. })
+    ));
     let garbage_bin = empty.path().join("pytorch_model.bin");
     std::fs::write(&garbage_bin, b"PK\x03\x04 truncated zip")?;
-    assert!(matches!(Checkpoint::open(&garbage_bin), Err(CheckpointError::Pytorch { .. })));
+    assert!(matches!(
+        Checkpoint::open(&garbage_bin),
+        Err(CheckpointError::Pytorch { .. })
+    ));
     Ok(())
 }
 
@@ -130,7 +164,12 @@ fn truncated_bin_is_an_error() -> Result<()> {
     std::fs::write(&p, &bytes[..bytes.len() * 2 / 3])?;
     let err = Checkpoint::open(&p).map(|ck| {
         // If the table of contents survived, reading every tensor must fail somewhere, never panic.
-        ck.names().map(str::to_string).collect::<Vec<_>>().iter().map(|n| ck.f32(n).map(|_| ())).collect::<Result<Vec<_>, _>>()
+        ck.names()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|n| ck.f32(n).map(|_| ()))
+            .collect::<Result<Vec<_>, _>>()
     });
     match err {
         Err(e) => assert!(e.to_string().contains("pytorch_model.bin"), "{e}"),
@@ -148,7 +187,9 @@ fn weights_report_every_problem_at_once() -> Result<()> {
     let _missing = w.tensor("model.layers.0.self_attn.q_norm.weight", [16]);
     let _shape = w.linear("model.layers.0.self_attn.k_proj", 64, 64, false); // stored [32, 64]
     let err = w.finish().unwrap_err();
-    let CheckpointError::Tensors { problems, .. } = &err else { panic!("{err}") };
+    let CheckpointError::Tensors { problems, .. } = &err else {
+        panic!("{err}")
+    };
     assert!(problems.contains(&TensorProblem::Missing {
         name: "model.layers.0.self_attn.q_norm.weight".into(),
         expected: vec![16]
@@ -158,8 +199,15 @@ fn weights_report_every_problem_at_once() -> Result<()> {
         expected: vec![64, 64],
         actual: vec![32, 64]
     }));
-    assert!(problems.contains(&TensorProblem::Unexpected { name: "lm_head.weight".into(), actual: vec![512, 64] }));
+    assert!(problems.contains(&TensorProblem::Unexpected {
+        name: "lm_head.weight".into(),
+        actual: vec![512, 64]
+    }));
     let msg = err.to_string();
-    assert!(msg.contains("missing model.layers.0.self_attn.q_norm.weight") && msg.contains("expected [64, 64], found [32, 64]"), "{msg}");
+    assert!(
+        msg.contains("missing model.layers.0.self_attn.q_norm.weight")
+            && msg.contains("expected [64, 64], found [32, 64]"),
+        "{msg}"
+    );
     Ok(())
 }

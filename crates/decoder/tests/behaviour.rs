@@ -279,8 +279,7 @@ fn config_errors_name_the_problem() -> Result<()> {
     let cfg = dir.path().join("config.json");
     let text = std::fs::read_to_string(&cfg)?;
     std::fs::write(&cfg, text.replace("\"hidden_size\": 64,", ""))?;
-    let err = Llama::from_dir(dir.path(), &Device::flex(), FloatPolicy::F32)
-        .expect_err("error");
+    let err = Llama::from_dir(dir.path(), &Device::flex(), FloatPolicy::F32).expect_err("error");
     assert!(
         err.to_string().contains("hidden_size") && err.to_string().contains("config.json"),
         "{err}"
@@ -289,15 +288,13 @@ fn config_errors_name_the_problem() -> Result<()> {
         &cfg,
         text.replace("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 3"),
     )?;
-    let err = Llama::from_dir(dir.path(), &Device::flex(), FloatPolicy::F32)
-        .expect_err("error");
+    let err = Llama::from_dir(dir.path(), &Device::flex(), FloatPolicy::F32).expect_err("error");
     assert!(matches!(err, DecoderError::Config(_)), "{err}");
     std::fs::write(
         &cfg,
         text.replace("\"rope_type\": \"default\"", "\"rope_type\": \"yarn\""),
     )?;
-    let err = Llama::from_dir(dir.path(), &Device::flex(), FloatPolicy::F32)
-        .expect_err("error");
+    let err = Llama::from_dir(dir.path(), &Device::flex(), FloatPolicy::F32).expect_err("error");
     assert!(err.to_string().contains("yarn"), "{err}");
     Ok(())
 }
