@@ -9,10 +9,12 @@
 //! | `biqa-metrics` | [`metrics`] | SRCC, PLCC (raw and logistic), KRCC, RMSE, accuracy, instability |
 //! | `biqa-checkpoint` | [`checkpoint`] | named tensors from safetensors / PyTorch pickles, sharded or not |
 //! | `biqa-decoder` | [`decoder`] | LLaMA with the modality-adaptive module, KV cache, traces, generation |
+//! | `biqa-vision` | [`vision`] | Pillow-exact preprocessing, the ViT encoder, the visual abstractor |
 
 pub use biqa_checkpoint as checkpoint;
 pub use biqa_decoder as decoder;
 pub use biqa_metrics as metrics;
+pub use biqa_vision as vision;
 
 pub mod device;
 pub mod error;

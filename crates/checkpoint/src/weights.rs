@@ -21,13 +21,44 @@ pub enum FloatPolicy {
     F16,
 }
 
+/// Where tensors come from.
+enum Source<'a> {
+    Checkpoint(&'a Checkpoint),
+    /// Deterministic random initialisation (see [`Weights::random`]).
+    Random {
+        seed: u64,
+        multiway: bool,
+    },
+}
+
+/// SplitMix64 → standard normal (Box–Muller); deterministic on every backend.
+fn normal_values(name: &str, seed: u64, n: usize, std: f64) -> Vec<f32> {
+    let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
+    for b in name.bytes() {
+        state = (state ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3);
+    }
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    (0..n)
+        .map(|_| {
+            let (u1, u2) = (next().max(f64::MIN_POSITIVE), next());
+            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos() * std) as f32
+        })
+        .collect()
+}
+
 /// A tracking loader: models ask it for tensors by HF name and expected shape.
 ///
 /// A missing or mis-shaped tensor does not stop the build: a zero tensor of the expected shape stands in, the
 /// problem is recorded, and [`Weights::finish`] returns every problem at once, together with the checkpoint's
 /// tensors that nothing asked for (unless declared ignorable with [`Weights::ignore_unused`]).
 pub struct Weights<'a> {
-    ckpt: &'a Checkpoint,
+    source: Source<'a>,
     device: Device,
     policy: FloatPolicy,
     ignored: Vec<String>,
@@ -39,7 +70,23 @@ impl<'a> Weights<'a> {
     /// A loader creating f32 parameters on `device`.
     pub fn new(ckpt: &'a Checkpoint, device: &Device) -> Self {
         Self {
-            ckpt,
+            source: Source::Checkpoint(ckpt),
+            device: device.clone(),
+            policy: FloatPolicy::F32,
+            ignored: Vec::new(),
+            used: RefCell::new(BTreeSet::new()),
+            problems: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// A source of deterministic random parameters instead of a checkpoint, so that every model's `load` doubles
+    /// as its initialiser (training from scratch, tests, benchmarks): biases 0, 1-D weights (norm gains) 1,
+    /// 2-D `[out, in]` weights `N(0, 1/in)`, anything else `N(0, 0.02²)`. Optional tensors (stored position
+    /// tables) are absent, so models compute them. With `multiway`, names containing `.multiway.` exist (a
+    /// modality-adaptive decoder); `lm_head.weight` never exists, so a tied config stays tied.
+    pub fn random(device: &Device, seed: u64, multiway: bool) -> Weights<'static> {
+        Weights {
+            source: Source::Random { seed, multiway },
             device: device.clone(),
             policy: FloatPolicy::F32,
             ignored: Vec::new(),
@@ -61,9 +108,12 @@ impl<'a> Weights<'a> {
         self
     }
 
-    /// The checkpoint.
-    pub fn checkpoint(&self) -> &Checkpoint {
-        self.ckpt
+    /// The checkpoint (`None` for random initialisation).
+    pub fn checkpoint(&self) -> Option<&Checkpoint> {
+        match self.source {
+            Source::Checkpoint(c) => Some(c),
+            Source::Random { .. } => None,
+        }
     }
 
     /// The device parameters are created on.
@@ -73,7 +123,12 @@ impl<'a> Weights<'a> {
 
     /// True when the checkpoint has a tensor of that name.
     pub fn contains(&self, name: &str) -> bool {
-        self.ckpt.contains(name)
+        match self.source {
+            Source::Checkpoint(c) => c.contains(name),
+            Source::Random { multiway, .. } => {
+                name != "lm_head.weight" && (multiway || !name.contains(".multiway."))
+            }
+        }
     }
 
     fn problem(&self, p: TensorProblem) {
@@ -83,7 +138,22 @@ impl<'a> Weights<'a> {
     /// Reads `name` as f32 host data if it exists with shape `shape`; records a problem otherwise.
     /// `None` with `required = false` and the tensor absent is not a problem.
     fn host(&self, name: &str, shape: &[usize], required: bool) -> Option<Vec<f32>> {
-        let Some(info) = self.ckpt.info(name) else {
+        let ckpt = match self.source {
+            Source::Checkpoint(c) => c,
+            Source::Random { seed, .. } => {
+                if !required {
+                    return None;
+                }
+                let n = shape.iter().product();
+                return Some(match shape {
+                    _ if name.ends_with(".bias") => vec![0.0; n],
+                    [_] => vec![1.0; n],
+                    [_, fan_in] => normal_values(name, seed, n, (1.0 / *fan_in as f64).sqrt()),
+                    _ => normal_values(name, seed, n, 0.02),
+                });
+            }
+        };
+        let Some(info) = ckpt.info(name) else {
             if required {
                 self.problem(TensorProblem::Missing {
                     name: name.to_string(),
@@ -108,7 +178,7 @@ impl<'a> Weights<'a> {
             });
             return None;
         }
-        match self.ckpt.f32(name) {
+        match ckpt.f32(name) {
             Ok((values, _)) => Some(values),
             Err(e) => {
                 self.problem(TensorProblem::Unreadable {
@@ -191,9 +261,12 @@ impl<'a> Weights<'a> {
     pub fn finish(self) -> Result<()> {
         let used = self.used.into_inner();
         let mut problems = self.problems.into_inner();
-        for name in self.ckpt.names() {
+        let Source::Checkpoint(ckpt) = self.source else {
+            return Ok(());
+        };
+        for name in ckpt.names() {
             if !used.contains(name) && !self.ignored.iter().any(|s| name.ends_with(s.as_str())) {
-                let actual = self.ckpt.info(name).map(|i| i.shape).unwrap_or_default();
+                let actual = ckpt.info(name).map(|i| i.shape).unwrap_or_default();
                 problems.push(TensorProblem::Unexpected {
                     name: name.to_string(),
                     actual,
@@ -204,7 +277,7 @@ impl<'a> Weights<'a> {
             Ok(())
         } else {
             Err(CheckpointError::Tensors {
-                source_desc: self.ckpt.source().to_string(),
+                source_desc: ckpt.source().to_string(),
                 problems,
             })
         }

@@ -238,67 +238,11 @@ impl Llama {
         }
     }
 
-    /// A randomly initialised decoder (weights `N(0, 1/fan_in)`, norm gains 1, embeddings `N(0, 0.02²)`) with
-    /// `modalities` branches (1 = plain LLaMA, 2 = modality-adaptive): for training from scratch, tests and
-    /// benchmarks. The same `seed` gives the same weights on the same backend.
+    /// A randomly initialised decoder with `modalities` branches (1 = plain LLaMA, 2 = modality-adaptive), for
+    /// training from scratch, tests and benchmarks: [`Llama::load`] from [`Weights::random`]. The same `seed`
+    /// gives the same weights on every backend.
     pub fn init(config: &LlamaConfig, modalities: usize, device: &Device, seed: u64) -> Self {
-        use burn::tensor::Distribution;
-        device.seed(seed);
-        let c = config;
-        let (h, kv) = (c.hidden_size, c.num_kv_heads * c.head_dim);
-        let linear = |d_in: usize, d_out: usize| Linear {
-            weight: Param::from_tensor(Tensor::random(
-                [d_in, d_out],
-                Distribution::Normal(0.0, (1.0 / d_in as f64).sqrt()),
-                device,
-            )),
-            bias: None,
-        };
-        let norm = || RmsNorm {
-            weight: Param::from_tensor(Tensor::ones([h], device)),
-            eps: c.rms_norm_eps,
-        };
-        let branches = modalities.clamp(1, 2);
-        let layers = (0..c.num_layers)
-            .map(|_| DecoderLayer {
-                input_layernorm: MultiwayNorm {
-                    multiway: (0..branches).map(|_| norm()).collect(),
-                },
-                self_attn: Attention {
-                    q_proj: linear(h, c.num_heads * c.head_dim),
-                    k_proj: MultiwayLinear {
-                        multiway: (0..branches).map(|_| linear(h, kv)).collect(),
-                    },
-                    v_proj: MultiwayLinear {
-                        multiway: (0..branches).map(|_| linear(h, kv)).collect(),
-                    },
-                    o_proj: linear(c.num_heads * c.head_dim, h),
-                    num_heads: c.num_heads,
-                    num_kv_heads: c.num_kv_heads,
-                    head_dim: c.head_dim,
-                },
-                post_attention_layernorm: MultiwayNorm {
-                    multiway: (0..branches).map(|_| norm()).collect(),
-                },
-                mlp: Mlp {
-                    gate_proj: linear(h, c.intermediate_size),
-                    up_proj: linear(h, c.intermediate_size),
-                    down_proj: linear(c.intermediate_size, h),
-                },
-            })
-            .collect();
-        Self {
-            embed_tokens: Param::from_tensor(Tensor::random(
-                [c.vocab_size, h],
-                Distribution::Normal(0.0, 0.02),
-                device,
-            )),
-            layers,
-            norm: norm(),
-            lm_head: (!c.tie_word_embeddings).then(|| linear(h, c.vocab_size)),
-            rope: Rope::new(c, device),
-            config: c.clone(),
-        }
+        Self::load(&Weights::random(device, seed, modalities >= 2), config)
     }
 
     /// Loads a plain LLaMA checkpoint directory (`config.json` + weights in any format).

@@ -343,6 +343,16 @@ impl VisualAbstractor {
         }
     }
 
+    /// A randomly initialised abstractor ([`VisualAbstractor::load`] from [`Weights::random`]); the position
+    /// tables are computed.
+    pub fn init(config: &AbstractorConfig, device: &burn::tensor::Device, seed: u64) -> Self {
+        Self::load(
+            &Weights::random(device, seed, false),
+            config,
+            "model.visual_abstractor",
+        )
+    }
+
     /// Runs the abstractor on ViT features `[B, 1 + grid², D]` → image tokens `[B, Q + 1, H_llm]`.
     ///
     /// # Errors

@@ -365,6 +365,15 @@ impl VisionModel {
         }
     }
 
+    /// A randomly initialised tower ([`VisionModel::load`] from [`Weights::random`]).
+    pub fn init(config: &VisionConfig, device: &burn::tensor::Device, seed: u64) -> Self {
+        Self::load(
+            &Weights::random(device, seed, false),
+            config,
+            "model.vision_model",
+        )
+    }
+
     /// Runs the tower on normalised pixels `[B, C, image_size, image_size]`.
     ///
     /// # Errors

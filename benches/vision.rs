@@ -1,0 +1,118 @@
+//! Criterion benchmarks of the vision side: preprocessing a 1024×768 JPEG to a 448 tensor (Q-Align's pad mode),
+//! and the vision tower + abstractor forward on the tiny fixture config and on a "small" config (ViT hidden 256,
+//! 6 layers, 224 px; abstractor 256, 2 layers, 16 queries). `benches/reference/vision_torch.py` times Pillow +
+//! transformers' CLIPImageProcessor and the original-equivalent PyTorch modules on the same shapes.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use biqa::vision::{
+    AbstractorConfig, Preprocessor, PreprocessorConfig, ResizeMode, VisionConfig, VisionModel,
+    VisualAbstractor,
+};
+use burn::tensor::{Device, Distribution, Tensor};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+fn preprocessing(c: &mut Criterion) {
+    let photo = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/data/rocket_1024x768.jpg");
+    let config = PreprocessorConfig::from_json_str(
+        r#"{"crop_size": 448, "do_center_crop": true, "do_normalize": true, "do_resize": true,
+            "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
+            "resample": 3, "size": 448}"#,
+    )
+    .expect("config");
+    let proc = Preprocessor::new(&config, ResizeMode::Pad).expect("preprocessor");
+    let device = Device::flex();
+    let mut g = c.benchmark_group("vision_preprocess");
+    g.sample_size(30);
+    g.bench_function("jpeg_1024x768_to_448_pad", |b| {
+        b.iter(|| {
+            let pre = proc.preprocess_path(&photo).expect("preprocess");
+            black_box(pre.into_batch().to_tensor(&device));
+        })
+    });
+    g.finish();
+}
+
+fn tiny() -> (VisionConfig, AbstractorConfig) {
+    // tests/fixtures/tiny-owl2.
+    let v = VisionConfig {
+        hidden_size: 64,
+        intermediate_size: 256,
+        num_layers: 2,
+        num_heads: 4,
+        image_size: 56,
+        patch_size: 14,
+        layer_norm_eps: 1e-6,
+        num_channels: 3,
+    };
+    let a = AbstractorConfig {
+        hidden_size: 64,
+        num_layers: 2,
+        num_heads: 4,
+        intermediate_size: 176,
+        num_queries: 8,
+        grid_size: 4,
+        layer_norm_eps: 1e-6,
+        output_size: 96,
+    };
+    (v, a)
+}
+
+fn small() -> (VisionConfig, AbstractorConfig) {
+    let v = VisionConfig {
+        hidden_size: 256,
+        intermediate_size: 1024,
+        num_layers: 6,
+        num_heads: 4,
+        image_size: 224,
+        patch_size: 14,
+        layer_norm_eps: 1e-6,
+        num_channels: 3,
+    };
+    let a = AbstractorConfig {
+        hidden_size: 256,
+        num_layers: 2,
+        num_heads: 4,
+        intermediate_size: 704,
+        num_queries: 16,
+        grid_size: 16,
+        layer_norm_eps: 1e-6,
+        output_size: 512,
+    };
+    (v, a)
+}
+
+fn towers(c: &mut Criterion) {
+    let device = Device::flex();
+    let mut g = c.benchmark_group("vision_forward");
+    g.sample_size(20);
+    for (name, (vc, ac)) in [("tiny", tiny()), ("small", small())] {
+        let vision = VisionModel::init(&vc, &device, 0);
+        let abstractor = VisualAbstractor::init(&ac, &device, 1);
+        let pixels: Tensor<4> = Tensor::random(
+            [1, 3, vc.image_size, vc.image_size],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        g.bench_function(format!("{name}_vit_plus_abstractor"), |b| {
+            b.iter(|| {
+                let f = vision
+                    .forward(pixels.clone(), false, false)
+                    .expect("vision")
+                    .last_hidden_state;
+                black_box(
+                    abstractor
+                        .forward(f, false)
+                        .expect("abstractor")
+                        .image_embeds
+                        .into_data(),
+                );
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(vision, preprocessing, towers);
+criterion_main!(vision);
