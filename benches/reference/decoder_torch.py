@@ -5,6 +5,7 @@ one decode step over a 128-token cache. Median of the timed runs, after warm-up.
 
 Run: python3 benches/reference/decoder_torch.py [threads]   (torch + transformers; default 2 threads)
 """
+import copy
 import statistics
 import sys
 import time
@@ -37,22 +38,24 @@ def main():
     torch.set_num_threads(threads)
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, threads {threads}")
     for name, cfg in CONFIGS.items():
-        config = LlamaConfig(max_position_embeddings=2048, rope_theta=10000.0, attn_implementation="eager", **cfg)
+        config = LlamaConfig(max_position_embeddings=2048, rope_theta=10000.0, **cfg)
         model = LlamaForCausalLM(config).eval()
         ids = torch.tensor([[(i * 7 + 3) % cfg["vocab_size"] for i in range(128)]])
         with torch.no_grad():
-            prefill = timed(lambda: model(ids, use_cache=True, logits_to_keep=1).logits)
-            out = model(ids, use_cache=True, logits_to_keep=1)
-            past = out.past_key_values
+            # Last-position logits only (what generation and scoring need): the base model, then lm_head on the
+            # last hidden state (= `logits_to_keep=1` of newer transformers, which 4.31 lacks).
+            def last_logits(input_ids, past=None):
+                out = model.model(input_ids, past_key_values=past, use_cache=True)
+                return model.lm_head(out.last_hidden_state[:, -1:]), out.past_key_values
+
+            prefill = timed(lambda: last_logits(ids))
+            _, past = last_logits(ids)
             step_ids = torch.tensor([[5]])
 
             def step():
                 # Work on a copy of the 128-token cache so that every run sees the same length.
-                import copy
-                cache = copy.deepcopy(past)
-                return model(step_ids, past_key_values=cache, use_cache=True, logits_to_keep=1).logits
+                return last_logits(step_ids, copy.deepcopy(past))
 
-            import copy
             copy_cost = timed(lambda: copy.deepcopy(past))
             decode = timed(step) - copy_cost
         print(f"decoder_{name}/prefill_128            median {prefill:8.3f} ms")

@@ -16,6 +16,7 @@
 
 mod error;
 mod weights;
+mod write;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ use burn::tensor::{DType, TensorData};
 
 pub use error::{CheckpointError, Result, TensorProblem};
 pub use weights::{FloatPolicy, Weights};
+pub use write::DEFAULT_SHARD_BYTES;
 
 /// The on-disk format of a checkpoint's weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
