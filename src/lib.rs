@@ -10,10 +10,12 @@
 //! | `biqa-checkpoint` | [`checkpoint`] | named tensors from safetensors / PyTorch pickles, sharded or not |
 //! | `biqa-decoder` | [`decoder`] | LLaMA with the modality-adaptive module, KV cache, traces, generation |
 //! | `biqa-vision` | [`vision`] | Pillow-exact preprocessing, the ViT encoder, the visual abstractor |
+//! | `biqa-model` | [`model`] | checkpoint directories, tokenizer, prompts, Q-Align scoring, descriptions |
 
 pub use biqa_checkpoint as checkpoint;
 pub use biqa_decoder as decoder;
 pub use biqa_metrics as metrics;
+pub use biqa_model as model;
 pub use biqa_vision as vision;
 
 pub mod device;

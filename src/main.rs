@@ -4,8 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use biqa::decoder::{GenerationConfig, Sampling};
 use biqa::device::{DeviceKind, cpu_has_avx512};
 use biqa::metrics::{LevelParser, Summary, instability};
+use biqa::model::{LoadOptions, Owl2, Scorer, ScoringPrompt};
 use biqa::tables::{read_answers, read_predictions};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
@@ -14,6 +16,9 @@ use serde::Serialize;
 #[derive(Debug, Parser)]
 #[command(name = "biqa", version, about, propagate_version = true)]
 struct Cli {
+    /// Device for the model commands: flex (CPU), cuda or cuda:N (default: $BIQA_DEVICE, else flex).
+    #[arg(long, global = true)]
+    device: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -45,8 +50,98 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Q-Align scores of images (softmax over the level words after "The quality of the image is").
+    Score {
+        /// Checkpoint directory (config.json, weights, tokenizer, preprocessor_config.json).
+        #[arg(long)]
+        model: PathBuf,
+        /// Images (PNG, JPEG, BMP, TIFF, WebP).
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Images per forward pass.
+        #[arg(long, default_value_t = 8)]
+        batch_size: usize,
+        /// Scoring prompt and level words: qalign (excellent…bad) or qinstruct (good/average/poor).
+        #[arg(long, default_value = "qalign")]
+        prompt: ScoringPrompt,
+        /// Print a JSON array, one object per image.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A free-text quality description of one image.
+    Describe {
+        /// Checkpoint directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// The image.
+        image: PathBuf,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+        /// Print one JSON object (`text`, `token_ids`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Text generation with a plain LLaMA (or mPLUG-Owl2, text only) checkpoint directory.
+    Generate {
+        /// Checkpoint directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// The prompt text.
+        #[arg(long)]
+        prompt: String,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+        /// Print one JSON object (`text`, `token_ids`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rewrites a checkpoint directory's weights (e.g. the released `pytorch_model*.bin`) as sharded safetensors
+    /// and copies the other files, so that later loads are memory-mapped.
+    Convert {
+        /// Source checkpoint directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Maximum shard size in bytes.
+        #[arg(long, default_value_t = biqa::checkpoint::DEFAULT_SHARD_BYTES)]
+        shard_size: u64,
+    },
     /// Version, compiled backends and the default device.
     Info,
+}
+
+/// Sampling flags shared by `describe` and `generate`.
+#[derive(Debug, clap::Args)]
+struct SamplingArgs {
+    /// Temperature; 0 means greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    /// Nucleus sampling: keep the most likely tokens up to this probability mass.
+    #[arg(long)]
+    top_p: Option<f32>,
+    /// Keep only the k most likely tokens.
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Seed of the sampler.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Maximum number of new tokens.
+    #[arg(long, default_value_t = 512)]
+    max_new_tokens: usize,
+}
+
+impl SamplingArgs {
+    fn config(&self, eos: Vec<u32>) -> Result<GenerationConfig> {
+        Ok(GenerationConfig {
+            max_new_tokens: self.max_new_tokens,
+            stop_tokens: eos,
+            sampling: Sampling::from_params(self.temperature, self.top_k, self.top_p)?,
+            seed: self.seed,
+            keep_logits: false,
+        })
+    }
 }
 
 /// `biqa instability --json` output.
@@ -74,8 +169,180 @@ fn fmt_opt(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.6}"))
 }
 
+/// `biqa score --json` output, one per image.
+#[derive(Debug, Serialize)]
+struct ScoreOutput {
+    image: String,
+    score: f64,
+    score_1_5: f64,
+    probs: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `biqa describe/generate --json` output.
+#[derive(Debug, Serialize)]
+struct TextOutput<'a> {
+    text: &'a str,
+    token_ids: &'a [u32],
+}
+
+fn device(name: Option<&str>) -> Result<burn::tensor::Device> {
+    let kind = match name {
+        Some(n) => n.parse::<DeviceKind>()?,
+        None => DeviceKind::from_env()?,
+    };
+    Ok(kind.device()?)
+}
+
+fn load(model: &std::path::Path, device_name: Option<&str>) -> Result<Owl2> {
+    Ok(Owl2::from_dir(
+        model,
+        &device(device_name)?,
+        &LoadOptions::default(),
+    )?)
+}
+
+/// Prints tokens as they are generated (text mode).
+fn streamer(model: &Owl2) -> impl FnMut(&[Option<u32>]) + '_ {
+    let mut decoder = model.tokenizer.incremental_decoder();
+    move |step| {
+        if let Some(t) = step[0] {
+            let piece = decoder.push(t);
+            print!("{piece}");
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+        }
+    }
+}
+
 fn run(cli: Cli) -> Result<()> {
+    let dev = cli.device.as_deref();
     match cli.command {
+        Command::Score {
+            model,
+            images,
+            batch_size,
+            prompt,
+            json,
+        } => {
+            let m = load(&model, dev)?;
+            let scorer = Scorer::new(&m.tokenizer, prompt, None)?;
+            let bar = (images.len() > batch_size && !json).then(|| {
+                let b = indicatif::ProgressBar::new(images.len() as u64);
+                b.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{bar:40} {pos}/{len} images  {elapsed} < {eta}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                b
+            });
+            let results = m.score_paths(&images, &scorer, batch_size, |done| {
+                if let Some(b) = &bar {
+                    b.set_position(done as u64);
+                }
+            })?;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            if json {
+                let out: Vec<ScoreOutput> = images
+                    .iter()
+                    .zip(&results)
+                    .map(|(p, r)| ScoreOutput {
+                        image: p.display().to_string(),
+                        score: r.score,
+                        score_1_5: r.score_1_5,
+                        probs: r
+                            .words
+                            .iter()
+                            .cloned()
+                            .zip(r.probs.iter().map(|&p| serde_json::json!(p)))
+                            .collect(),
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string(&out)?);
+            } else {
+                println!(
+                    "{:>8} {:>9}  {:<10} image",
+                    "score", "score_1_5", "top word"
+                );
+                for (p, r) in images.iter().zip(&results) {
+                    let top = r
+                        .probs
+                        .iter()
+                        .enumerate()
+                        .max_by(|a, b| a.1.total_cmp(b.1))
+                        .map_or("", |(i, _)| r.words[i].as_str());
+                    println!(
+                        "{:>8.4} {:>9.4}  {:<10} {}",
+                        r.score,
+                        r.score_1_5,
+                        top,
+                        p.display()
+                    );
+                }
+            }
+        }
+        Command::Describe {
+            model,
+            image,
+            sampling,
+            json,
+        } => {
+            let m = load(&model, dev)?;
+            let config = sampling.config(m.llm.config.eos_token_ids.clone())?;
+            let out = if json {
+                m.describe(&image, &config, |_| {})?
+            } else {
+                let o = m.describe(&image, &config, streamer(&m))?;
+                println!();
+                o
+            };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&TextOutput {
+                        text: &out.text,
+                        token_ids: &out.token_ids
+                    })?
+                );
+            }
+        }
+        Command::Generate {
+            model,
+            prompt,
+            sampling,
+            json,
+        } => {
+            let m = load(&model, dev)?;
+            let config = sampling.config(m.llm.config.eos_token_ids.clone())?;
+            let out = if json {
+                m.generate(&prompt, None, &config, |_| {})?
+            } else {
+                let o = m.generate(&prompt, None, &config, streamer(&m))?;
+                println!();
+                o
+            };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&TextOutput {
+                        text: &out.text,
+                        token_ids: &out.token_ids
+                    })?
+                );
+            }
+        }
+        Command::Convert {
+            model,
+            out,
+            shard_size,
+        } => {
+            let files = biqa::model::convert_dir(&model, &out, shard_size)?;
+            for f in &files {
+                println!("{}", f.display());
+            }
+            eprintln!("wrote {} files to {}", files.len(), out.display());
+        }
         Command::Metrics {
             file,
             pred,
@@ -169,7 +436,10 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Info => {
-            let kind = DeviceKind::from_env()?;
+            let kind = match dev {
+                Some(n) => n.parse::<DeviceKind>()?,
+                None => DeviceKind::from_env()?,
+            };
             println!("biqa {}", env!("CARGO_PKG_VERSION"));
             println!(
                 "backends       {}",

@@ -220,3 +220,117 @@ fn info_runs() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("flex"));
 }
+
+fn fixture(rel: &str) -> String {
+    format!("{}/tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn score_describe_generate_convert() -> Result<()> {
+    let model = fixture("tiny-owl2");
+    let (a, c) = (
+        fixture("tiny-owl2/images/astronaut_96x96.png"),
+        fixture("tiny-owl2/images/coffee_96x64.png"),
+    );
+    let out = biqa(&[
+        "score",
+        "--model",
+        &model,
+        &a,
+        &c,
+        "--json",
+        "--batch-size",
+        "1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout)?;
+    let rows = json.as_array().context("array")?;
+    assert_eq!(rows.len(), 2);
+    for (row, want) in rows.iter().zip([0.580386757850647, 0.6240459680557251]) {
+        let mut keys: Vec<&str> = row
+            .as_object()
+            .context("object")?
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["image", "probs", "score", "score_1_5"]);
+        assert!((row["score"].as_f64().context("score")? - want).abs() < 1e-4);
+        assert_eq!(row["probs"].as_object().context("probs")?.len(), 5);
+    }
+
+    let out = biqa(&[
+        "describe",
+        "--model",
+        &model,
+        &c,
+        "--max-new-tokens",
+        "12",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout)?;
+    let ids: Vec<u64> = json["token_ids"]
+        .as_array()
+        .context("ids")?
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    assert_eq!(ids, [433, 88, 81, 195, 441, 277, 88, 81, 232, 4, 335, 414]);
+
+    let out = biqa(&[
+        "generate",
+        "--model",
+        &fixture("tiny-llama-gqa"),
+        "--prompt",
+        "USER: How would you rate the quality of this image?",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout)?;
+    let ids: Vec<u64> = json["token_ids"]
+        .as_array()
+        .context("ids")?
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    assert_eq!(ids, [338, 115, 420, 2]);
+
+    let dir = tempfile::tempdir()?;
+    let out_dir = dir.path().join("converted");
+    let out = biqa(&[
+        "convert",
+        "--model",
+        &model,
+        "--out",
+        &out_dir.to_string_lossy(),
+        "--shard-size",
+        "1000000",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out_dir.join("model.safetensors.index.json").is_file());
+    let out = biqa(&["score", "--model", &out_dir.to_string_lossy(), &c, "--json"]);
+    let json: Value = serde_json::from_slice(&out.stdout)?;
+    assert!((json[0]["score"].as_f64().context("score")? - 0.6240459680557251).abs() < 1e-4);
+
+    let out = biqa(&["score", "--model", &fixture("tiny-llama-gqa"), &c]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr)?.contains("text-only"));
+    Ok(())
+}

@@ -1,0 +1,320 @@
+//! The composed model on `tests/fixtures/tiny-owl2`, end to end from the PNGs: Q-Align scores, probabilities and
+//! last logits ≤ 1e-4 (f32 safetensors, and the bf16 `.bin` alone against `bf16bin_as_f32`), greedy descriptions
+//! (tokens exact, step logits ≤ 1e-4), batch = single runs; plain LLaMA generation; damaged directories.
+
+#![allow(missing_docs)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use biqa_decoder::{GenerationConfig, Sampling};
+use biqa_model::{LoadOptions, ModelError, Owl2, Scorer, ScoringPrompt};
+use burn::tensor::Device;
+use serde_json::Value;
+
+fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(rel)
+}
+
+fn expected_json() -> Result<Value> {
+    Ok(serde_json::from_str(&std::fs::read_to_string(fixture(
+        "tiny-owl2/expected/expected.json",
+    ))?)?)
+}
+
+fn arrays() -> Result<HashMap<String, Vec<f32>>> {
+    let bytes = std::fs::read(fixture("tiny-owl2/expected/expected.safetensors"))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)?;
+    let mut m = HashMap::new();
+    for (n, v) in st.tensors() {
+        let vals: Vec<f32> = match v.dtype() {
+            safetensors::Dtype::F32 => v
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            safetensors::Dtype::I64 => v
+                .data()
+                .chunks_exact(8)
+                .map(|c| {
+                    i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
+                })
+                .collect(),
+            _ => continue,
+        };
+        m.insert(n, vals);
+    }
+    Ok(m)
+}
+
+fn close(what: &str, got: &[f32], want: &[f32], tol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst <= tol, "{what}: max |diff| = {worst} > {tol}");
+}
+
+const IMAGES: [&str; 2] = ["astronaut_96x96", "coffee_96x64"];
+
+fn image(name: &str) -> PathBuf {
+    fixture(&format!("tiny-owl2/images/{name}.png"))
+}
+
+fn greedy12() -> GenerationConfig {
+    GenerationConfig {
+        max_new_tokens: 12,
+        stop_tokens: vec![2],
+        sampling: Sampling::Greedy,
+        seed: 0,
+        keep_logits: true,
+    }
+}
+
+/// A copy of tiny-owl2 without one of its weight files.
+fn copy_without(skip: &str) -> Result<tempfile::TempDir> {
+    let tmp = tempfile::tempdir()?;
+    for entry in std::fs::read_dir(fixture("tiny-owl2"))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if entry.path().is_file() && name != skip {
+            std::fs::copy(entry.path(), tmp.path().join(name))?;
+        }
+    }
+    Ok(tmp)
+}
+
+fn check_variant(model: &Owl2, variant: &str, tol_score: f64) -> Result<()> {
+    let exp = expected_json()?;
+    let arr = arrays()?;
+    let scorer = Scorer::new(&model.tokenizer, ScoringPrompt::Qalign, None)?;
+    assert_eq!(scorer.ids, vec![355, 354, 351, 353, 352]);
+    let paths: Vec<PathBuf> = IMAGES.iter().map(|n| image(n)).collect();
+    // Single images.
+    let mut singles = Vec::new();
+    for (i, name) in IMAGES.iter().enumerate() {
+        let r = model
+            .score_paths(&paths[i..=i], &scorer, 1, |_| {})?
+            .remove(0);
+        let e = &exp["variants"][variant]["per_image"][*name]["qalign"];
+        assert!(
+            (r.score - e["score_0_1"].as_f64().context("score")?).abs() <= tol_score,
+            "{variant}/{name}: {} vs {}",
+            r.score,
+            e["score_0_1"]
+        );
+        assert!((r.score_1_5 - e["score_1_5"].as_f64().context("score")?).abs() <= 4.0 * tol_score);
+        let probs: Vec<f32> = r.probs.iter().map(|&p| p as f32).collect();
+        let want: Vec<f32> = e["probs"]
+            .as_array()
+            .context("probs")?
+            .iter()
+            .filter_map(Value::as_f64)
+            .map(|p| p as f32)
+            .collect();
+        close(&format!("{variant}/{name} probs"), &probs, &want, 1e-4);
+        singles.push(r);
+        let key = format!("{variant}.{name}.qalign.last_logits");
+        if let Some(want) = arr.get(&key) {
+            let e_lvl: Vec<f32> = e["level_logits"]
+                .as_array()
+                .context("lvl")?
+                .iter()
+                .filter_map(Value::as_f64)
+                .map(|p| p as f32)
+                .collect();
+            close(
+                &format!("{key} (levels)"),
+                &singles[i].level_logits,
+                &e_lvl,
+                1e-4,
+            );
+            assert_eq!(want.len(), 512);
+        }
+    }
+    // The full last-position logits of the batch forward.
+    let images = model.encode_images(model.pixels(&paths)?)?;
+    let prompt = model.prepare(
+        &vec![ScoringPrompt::Qalign.text().to_string(); 2],
+        Some(images),
+    )?;
+    let rows = model.last_logits(prompt)?;
+    close(
+        &format!("{variant}.batch.qalign.last_logits"),
+        &rows.concat(),
+        &arr[&format!("{variant}.batch.qalign.last_logits")],
+        1e-4,
+    );
+    // The batch of both equals the single runs.
+    let batch = model.score_paths(&paths, &scorer, 2, |_| {})?;
+    for (b, s) in batch.iter().zip(&singles) {
+        assert!(
+            (b.score - s.score).abs() < 1e-5,
+            "batch {} vs single {}",
+            b.score,
+            s.score
+        );
+    }
+    // Greedy descriptions.
+    for name in IMAGES {
+        let mut steps = Vec::new();
+        let g = model.describe(&image(name), &greedy12(), |s| steps.push(s[0]))?;
+        let want: Vec<u32> = arr[&format!("{variant}.{name}.generate.new_tokens")]
+            .iter()
+            .map(|&t| t as u32)
+            .collect();
+        assert_eq!(g.token_ids, want, "{variant}/{name} greedy tokens");
+        let text = exp["variants"][variant]["per_image"][name]["generate"]["text_skip_special"]
+            .as_str()
+            .context("text")?;
+        assert_eq!(g.text, text, "{variant}/{name} decoded text");
+    }
+    Ok(())
+}
+
+#[test]
+fn f32_safetensors_end_to_end() -> Result<()> {
+    let model = Owl2::from_dir(
+        fixture("tiny-owl2"),
+        &Device::flex(),
+        &LoadOptions::default(),
+    )?;
+    check_variant(&model, "f32_safetensors", 1e-4)?;
+    // Step logits of the greedy description, and the full last-logit vector of the scorer's forward.
+    let arr = arrays()?;
+    let name = "coffee_96x64";
+    let mut config = greedy12();
+    config.keep_logits = true;
+    let pixels = model.pixels(&[image(name)])?;
+    let images = model.encode_images(pixels)?;
+    let prompt = model.prepare(&[biqa_model::prompt::describe_prompt()], Some(images))?;
+    let g = model.llm.generate(prompt, &config, |_| {})?;
+    close(
+        "step_logits",
+        &g.step_logits[0].concat(),
+        &arr[&format!("f32_safetensors.{name}.generate.step_logits")],
+        1e-4,
+    );
+    Ok(())
+}
+
+#[test]
+fn bf16_bin_alone_matches_bf16bin_as_f32() -> Result<()> {
+    let dir = copy_without("model.safetensors")?;
+    let model = Owl2::from_dir(dir.path(), &Device::flex(), &LoadOptions::default())?;
+    check_variant(&model, "bf16bin_as_f32", 1e-4)
+}
+
+#[test]
+fn plain_llama_directory_generates() -> Result<()> {
+    let dir = fixture("tiny-llama-gqa");
+    let model = Owl2::from_dir(&dir, &Device::flex(), &LoadOptions::default())?;
+    assert!(model.vision.is_none());
+    let exp: Value = serde_json::from_str(&std::fs::read_to_string(
+        dir.join("expected/expected.json"),
+    )?)?;
+    let g = model.generate(
+        "USER: How would you rate the quality of this image?",
+        None,
+        &GenerationConfig {
+            max_new_tokens: 10,
+            ..Default::default()
+        },
+        |_| {},
+    )?;
+    let want: Vec<u32> = exp["new_tokens"][0]
+        .as_array()
+        .context("tokens")?
+        .iter()
+        .filter_map(Value::as_u64)
+        .map(|t| t as u32)
+        .collect();
+    assert_eq!(g.token_ids, want);
+    Ok(())
+}
+
+fn load_err(dir: &Path) -> ModelError {
+    Owl2::from_dir(dir, &Device::flex(), &LoadOptions::default())
+        .expect_err("a damaged directory must not load")
+}
+
+#[test]
+fn damaged_directories_give_clear_errors() -> Result<()> {
+    // Config missing a field.
+    let d = copy_without("pytorch_model.bin")?;
+    let cfg = d.path().join("config.json");
+    let text = std::fs::read_to_string(&cfg)?;
+    std::fs::write(&cfg, text.replacen("\"intermediate_size\": 160,", "", 1))?;
+    let e = load_err(d.path()).to_string();
+    assert!(
+        e.contains("intermediate_size") && e.contains("config.json"),
+        "{e}"
+    );
+    std::fs::write(&cfg, &text)?;
+    // Truncated weights.
+    let st = d.path().join("model.safetensors");
+    let bytes = std::fs::read(&st)?;
+    std::fs::write(&st, &bytes[..bytes.len() / 3])?;
+    let e = load_err(d.path()).to_string();
+    assert!(e.contains("model.safetensors"), "{e}");
+    // Tokenizer with the wrong vocabulary size.
+    let d = copy_without("pytorch_model.bin")?;
+    let cfg = d.path().join("config.json");
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg)?.replace("\"vocab_size\": 512", "\"vocab_size\": 600"),
+    )?;
+    let e = load_err(d.path()).to_string();
+    assert!(e.contains("512") && e.contains("600"), "{e}");
+    // An index naming a missing shard.
+    let d = copy_without("model.safetensors")?;
+    std::fs::remove_file(d.path().join("pytorch_model.bin"))?;
+    std::fs::write(
+        d.path().join("model.safetensors.index.json"),
+        r#"{"metadata": {}, "weight_map": {"lm_head.weight": "model-00001-of-00002.safetensors"}}"#,
+    )?;
+    let e = load_err(d.path()).to_string();
+    assert!(e.contains("model-00001-of-00002.safetensors"), "{e}");
+    // A level word that is two tokens.
+    let model = Owl2::from_dir(
+        fixture("tiny-owl2"),
+        &Device::flex(),
+        &LoadOptions::default(),
+    )?;
+    let err = Scorer::new(
+        &model.tokenizer,
+        ScoringPrompt::Qalign,
+        Some(vec!["excellent".into(), "mediocrity".into()]),
+    )
+    .expect_err("two-token word");
+    assert!(err.to_string().contains("mediocrity"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn converted_directory_loads_the_same() -> Result<()> {
+    let src = copy_without("model.safetensors")?; // only the bf16 .bin
+    let out = tempfile::tempdir()?;
+    biqa_model::convert_dir(src.path(), out.path(), 600_000)?;
+    assert!(out.path().join("model.safetensors.index.json").is_file());
+    assert!(out.path().join("tokenizer.model").is_file());
+    assert!(!out.path().join("pytorch_model.bin").exists());
+    let a = Owl2::from_dir(src.path(), &Device::flex(), &LoadOptions::default())?;
+    let b = Owl2::from_dir(out.path(), &Device::flex(), &LoadOptions::default())?;
+    let scorer = Scorer::new(&a.tokenizer, ScoringPrompt::Qalign, None)?;
+    let p = [image("coffee_96x64")];
+    let (ra, rb) = (
+        a.score_paths(&p, &scorer, 1, |_| {})?,
+        b.score_paths(&p, &scorer, 1, |_| {})?,
+    );
+    assert_eq!(
+        ra, rb,
+        "sharded bf16 safetensors give exactly the .bin results"
+    );
+    Ok(())
+}
