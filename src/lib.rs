@@ -11,11 +11,15 @@
 //! | `biqa-decoder` | [`decoder`] | LLaMA with the modality-adaptive module, KV cache, traces, generation |
 //! | `biqa-vision` | [`vision`] | Pillow-exact preprocessing, the ViT encoder, the visual abstractor |
 //! | `biqa-model` | [`model`] | checkpoint directories, tokenizer, prompts, Q-Align scoring, descriptions |
+//! | `biqa-probes` | [`probes`] | logit lens, trajectories, attention aggregation, figures |
+//! | `biqa-data` | [`data`] | IQA manifests, the synthetic distortion set, Q-Pathway-style text |
 
 pub use biqa_checkpoint as checkpoint;
+pub use biqa_data as data;
 pub use biqa_decoder as decoder;
 pub use biqa_metrics as metrics;
 pub use biqa_model as model;
+pub use biqa_probes as probes;
 pub use biqa_vision as vision;
 
 pub mod device;

@@ -108,8 +108,104 @@ enum Command {
         #[arg(long, default_value_t = biqa::checkpoint::DEFAULT_SHARD_BYTES)]
         shard_size: u64,
     },
+    /// Builds the embedded synthetic IQA set from the bundled photographs: distorted crops, manifest.csv and
+    /// one-stage / stage-1 / stage-2 training JSON, split by source photo.
+    Synth {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Random crops per photo (each gives 1 reference + 7 distortions × 5 levels = 36 images).
+        #[arg(long, default_value_t = 7)]
+        per_photo: usize,
+        /// Seed (crops, noise, wording, split).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// The paper's probes: logit lens (Fig. 3), attention aggregation (Fig. 5), level-word trajectories (Fig. 6).
+    Probe {
+        #[command(subcommand)]
+        what: ProbeCommand,
+    },
     /// Version, compiled backends and the default device.
     Info,
+}
+
+#[derive(Debug, Subcommand)]
+enum ProbeCommand {
+    /// Logit lens at the position that predicts the quality word of the Q-Align prompt: lens.json, lens.csv,
+    /// lens.png.
+    Lens {
+        /// Checkpoint directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// The image.
+        image: PathBuf,
+        /// Hidden-state indices A..B (inclusive; 0 = embeddings, the last = the model's output); default all.
+        #[arg(long)]
+        layers: Option<String>,
+        /// Candidates per layer.
+        #[arg(long, default_value_t = 10)]
+        top_k: usize,
+        /// Output directory.
+        #[arg(long, default_value = "probe-lens")]
+        out: PathBuf,
+    },
+    /// Attention of the quality token (and, with --describe, of every generated token) to the context, averaged
+    /// over heads and layers, then over images by segment: attention.json, attention.png.
+    Attention {
+        /// Checkpoint directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Images.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Decoder layers A..B (inclusive); default all.
+        #[arg(long)]
+        layers: Option<String>,
+        /// First generate a (greedy) quality description, then ask for the quality after it.
+        #[arg(long)]
+        describe: bool,
+        /// Maximum length of the description.
+        #[arg(long, default_value_t = 64)]
+        max_new_tokens: usize,
+        /// Output directory.
+        #[arg(long, default_value = "probe-attention")]
+        out: PathBuf,
+    },
+    /// Level-word trajectories over layers for many images: trajectories.json, trajectories.png.
+    Trajectories {
+        /// Checkpoint directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Images.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Output directory.
+        #[arg(long, default_value = "probe-trajectories")]
+        out: PathBuf,
+    },
+}
+
+/// Parses `A..B` (or `A..=B`) as an inclusive range.
+fn parse_layers(s: &str) -> Result<std::ops::RangeInclusive<usize>> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| anyhow::anyhow!("--layers {s:?}: expected A..B"))?;
+    let b = b.trim_start_matches('=');
+    Ok(a.trim().parse()?..=b.trim().parse()?)
+}
+
+fn progress(n: usize, what: &str) -> Option<indicatif::ProgressBar> {
+    (n > 1).then(|| {
+        let b = indicatif::ProgressBar::new(n as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(&format!(
+                "{{bar:40}} {{pos}}/{{len}} {what}  {{elapsed}} < {{eta}}"
+            ))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    })
 }
 
 /// Sampling flags shared by `describe` and `generate`.
@@ -435,6 +531,32 @@ fn run(cli: Cli) -> Result<()> {
                 println!("(std over sessions with ddof = 1)");
             }
         }
+        Command::Probe { what } => probe(what, dev)?,
+        Command::Synth {
+            out,
+            per_photo,
+            seed,
+        } => {
+            let config = biqa::data::SynthConfig::default();
+            let total = per_photo * 4 * config.images_per_crop();
+            let bar = progress(total, "images");
+            let t = std::time::Instant::now();
+            let output = biqa::data::synth(&out, per_photo, seed, &mut |done, _| {
+                if let Some(b) = &bar {
+                    b.set_position(done as u64);
+                }
+            })?;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            println!("{}", output.count_table());
+            eprintln!(
+                "wrote {} images and their manifests to {} in {:.1?}",
+                output.items.len(),
+                out.display(),
+                t.elapsed()
+            );
+        }
         Command::Info => {
             let kind = match dev {
                 Some(n) => n.parse::<DeviceKind>()?,
@@ -454,6 +576,150 @@ fn run(cli: Cli) -> Result<()> {
                     "no"
                 }
             );
+        }
+    }
+    Ok(())
+}
+
+fn probe(what: ProbeCommand, dev: Option<&str>) -> Result<()> {
+    use biqa::probes::{figures, output};
+    let mkdir = |d: &std::path::Path| {
+        std::fs::create_dir_all(d).map_err(|e| anyhow::anyhow!("{}: {e}", d.display()))
+    };
+    match what {
+        ProbeCommand::Lens {
+            model,
+            image,
+            layers,
+            top_k,
+            out,
+        } => {
+            let m = load(&model, dev)?;
+            let scorer = Scorer::new(&m.tokenizer, ScoringPrompt::Qalign, None)?;
+            let config = biqa::probes::LensConfig {
+                layers: layers.as_deref().map(parse_layers).transpose()?,
+                top_k,
+                levels: scorer
+                    .words
+                    .iter()
+                    .cloned()
+                    .zip(scorer.ids.iter().copied())
+                    .collect(),
+            };
+            let lens = biqa::probes::owl2::qalign_lens(&m, &image, &config)?;
+            mkdir(&out)?;
+            output::write_json(&out.join("lens.json"), &lens)?;
+            output::write_lens_csv(&out.join("lens.csv"), &lens)?;
+            let title = format!(
+                "Logit lens: {}",
+                image
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into())
+            );
+            figures::lens_table(&out.join("lens.png"), &lens, &title)?;
+            println!(
+                "{:>6}  {:<12} {:>8}  level probabilities ({})",
+                "layer",
+                "top-1",
+                "p",
+                lens.level_words.join(", ")
+            );
+            for l in &lens.layers {
+                let top = l.top.first();
+                let levels: Vec<String> = l.level_probs.iter().map(|p| format!("{p:.3}")).collect();
+                println!(
+                    "{:>6}  {:<12} {:>8.4}  {}",
+                    l.layer,
+                    top.map_or(String::new(), |c| format!("{:?}", c.text)),
+                    top.map_or(0.0, |c| c.prob),
+                    levels.join(" ")
+                );
+            }
+            eprintln!("wrote lens.json, lens.csv, lens.png to {}", out.display());
+        }
+        ProbeCommand::Trajectories { model, images, out } => {
+            let m = load(&model, dev)?;
+            let scorer = Scorer::new(&m.tokenizer, ScoringPrompt::Qalign, None)?;
+            let config = biqa::probes::LensConfig {
+                layers: None,
+                top_k: 5,
+                levels: scorer
+                    .words
+                    .iter()
+                    .cloned()
+                    .zip(scorer.ids.iter().copied())
+                    .collect(),
+            };
+            let bar = progress(images.len(), "images");
+            let mut lenses = Vec::new();
+            for img in &images {
+                lenses.push(biqa::probes::owl2::qalign_lens(&m, img, &config)?);
+                if let Some(b) = &bar {
+                    b.inc(1);
+                }
+            }
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            let t = biqa::probes::trajectories(&lenses, None)?;
+            mkdir(&out)?;
+            output::write_json(&out.join("trajectories.json"), &t)?;
+            figures::trajectories_figure(
+                &out.join("trajectories.png"),
+                &t,
+                &format!("Top level word per layer ({} images)", t.samples),
+            )?;
+            eprintln!(
+                "wrote trajectories.json, trajectories.png to {}",
+                out.display()
+            );
+        }
+        ProbeCommand::Attention {
+            model,
+            images,
+            layers,
+            describe,
+            max_new_tokens,
+            out,
+        } => {
+            let m = load(&model, dev)?;
+            let n_layers = m.llm.config.num_layers;
+            let layer_list: Vec<usize> = match layers.as_deref().map(parse_layers).transpose()? {
+                Some(r) => r.filter(|&l| l < n_layers).collect(),
+                None => (0..n_layers).collect(),
+            };
+            let bar = progress(images.len(), "images");
+            let mut maps = Vec::new();
+            for img in &images {
+                maps.push(biqa::probes::owl2::quality_attention(
+                    &m,
+                    img,
+                    &layer_list,
+                    describe.then_some(max_new_tokens),
+                )?);
+                if let Some(b) = &bar {
+                    b.inc(1);
+                }
+            }
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            let avg = biqa::probes::attention::average_shares(&maps)?;
+            mkdir(&out)?;
+            output::write_json(
+                &out.join("attention.json"),
+                &serde_json::json!({"images": images, "maps": maps, "average": avg}),
+            )?;
+            figures::attention_heatmap(
+                &out.join("attention.png"),
+                &maps[0],
+                "image",
+                "Attention of the generated tokens to the context",
+            )?;
+            for (name, share) in avg.segments.iter().zip(&avg.mean) {
+                println!("{name:<12} {:>6.2}%", 100.0 * share);
+            }
+            eprintln!("wrote attention.json, attention.png to {}", out.display());
         }
     }
     Ok(())

@@ -334,3 +334,81 @@ fn score_describe_generate_convert() -> Result<()> {
     assert!(String::from_utf8(out.stderr)?.contains("text-only"));
     Ok(())
 }
+
+#[test]
+fn probes_and_synth_write_their_files() -> Result<()> {
+    let model = fixture("tiny-owl2");
+    let img = fixture("tiny-owl2/images/astronaut_96x96.png");
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("lens");
+    let o = biqa(&[
+        "probe",
+        "lens",
+        "--model",
+        &model,
+        &img,
+        "--top-k",
+        "4",
+        "--out",
+        &out.to_string_lossy(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lens: Value = serde_json::from_str(&std::fs::read_to_string(out.join("lens.json"))?)?;
+    assert_eq!(lens["layers"].as_array().context("layers")?.len(), 3);
+    assert!(std::fs::read(out.join("lens.png"))?.starts_with(b"\x89PNG"));
+    assert!(std::fs::read_to_string(out.join("lens.csv"))?.starts_with("layer,kind,rank"));
+
+    let out = dir.path().join("att");
+    let o = biqa(&[
+        "probe",
+        "attention",
+        "--model",
+        &model,
+        &img,
+        "--describe",
+        "--max-new-tokens",
+        "6",
+        "--out",
+        &out.to_string_lossy(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let att: Value = serde_json::from_str(&std::fs::read_to_string(out.join("attention.json"))?)?;
+    let names: Vec<&str> = att["average"]["segments"]
+        .as_array()
+        .context("segments")?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(names, ["prompt", "image", "description", "conclusion"]);
+    assert!(std::fs::read(out.join("attention.png"))?.starts_with(b"\x89PNG"));
+
+    let out = dir.path().join("traj");
+    let o = biqa(&[
+        "probe",
+        "trajectories",
+        "--model",
+        &model,
+        &img,
+        &fixture("tiny-owl2/images/coffee_96x64.png"),
+        "--out",
+        &out.to_string_lossy(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("trajectories.json").is_file() && out.join("trajectories.png").is_file());
+
+    let out = dir.path().join("synth");
+    let o = biqa(&[
+        "synth",
+        "--out",
+        &out.to_string_lossy(),
+        "--per-photo",
+        "1",
+        "--seed",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let manifest = std::fs::read_to_string(out.join("manifest.csv"))?;
+    assert!(manifest.starts_with("image,mos,level,distortion,strength,source"));
+    assert_eq!(manifest.lines().count(), 1 + 4 * 36);
+    Ok(())
+}

@@ -1,0 +1,37 @@
+//! IQA datasets for biqa: manifests of real datasets, the embedded synthetic distortion set and Q-Pathway-style
+//! quality text.
+//!
+//! - [`synth`] / [`synth_with`]: the default synthetic IQA set from the [`bundled_photos`] — seeded crops, seven
+//!   distortions at five KADID-like levels ([`DistortionKind`]), a documented pseudo-MOS ([`pseudo_mos`]) and level,
+//!   descriptions with conclusions ([`describe`]), `manifest.csv` and Q-Align/LLaVA JSON for one-stage, stage-1 and
+//!   stage-2 training, split by source photo;
+//! - [`count_table`]: the distortion × level count table of a configuration;
+//! - [`Manifest`]: one type for real datasets (KonIQ-10k, KADID-10k, pyiqa meta-info CSVs, Q-Align / Q-Instruct
+//!   JSON), checked against an image folder and split reproducibly.
+//!
+//! Every failure is a [`DataError`]; parse errors name the file, row and column.
+
+mod distort;
+mod error;
+mod io;
+mod manifest;
+mod rng;
+mod split;
+mod synth;
+mod text;
+
+pub use distort::{DistortionKind, FloatImage, apply, gaussian_blur, pseudo_mos};
+pub use error::{DataError, Result};
+pub use io::{write_atomic, write_bytes_atomic};
+pub use manifest::{
+    Entry, KoniqScore, Manifest, Scale, read_conversations, read_kadid, read_koniq,
+    read_koniq_sets, read_pyiqa, read_qalign_json, read_synth_manifest,
+};
+pub use rng::SplitMix64;
+pub use split::{Split, SplitFractions, split_groups};
+pub use synth::{
+    ConversationRecord, CountTable, IMAGE_TOKEN, ONE_STAGE_PROMPT, Photo, STAGE1_PROMPT,
+    STAGE2_PROMPT, STAGE2_QUESTION, SynthConfig, SynthItem, SynthOutput, Turn, bundled_photos,
+    count_table, records, synth, synth_with,
+};
+pub use text::{QualityText, conclusion, describe, keyword};

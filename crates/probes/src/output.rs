@@ -1,0 +1,104 @@
+//! Writing probe results: JSON (any result), CSV (the lens table); every file written atomically.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::{ProbeError, Result};
+use crate::lens::LensResult;
+
+/// Writes `bytes` to `path` through a temporary file and a rename: no half-written file is ever left.
+///
+/// # Errors
+/// I/O errors, naming the file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |source| ProbeError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.partial"));
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Writes any result as pretty JSON.
+///
+/// # Errors
+/// Serialisation or I/O errors.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| ProbeError::Serialize {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    write_atomic(path, text.as_bytes())
+}
+
+/// Writes the lens as CSV: one row per layer and candidate rank (`layer,rank,token_id,text,prob`), then one row per
+/// layer and level word (`layer,level:<word>,token rank,,prob`), and the layer statistics
+/// (`layer,entropy|kl_to_final|final_rank,…`).
+///
+/// # Errors
+/// Serialisation or I/O errors.
+pub fn write_lens_csv(path: &Path, lens: &LensResult) -> Result<()> {
+    let err = |e: csv::Error| ProbeError::Serialize {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["layer", "kind", "rank", "token_id", "text", "value"])
+        .map_err(err)?;
+    for l in &lens.layers {
+        let layer = l.layer.to_string();
+        for (r, c) in l.top.iter().enumerate() {
+            w.write_record([
+                &layer,
+                "top",
+                &r.to_string(),
+                &c.id.to_string(),
+                &c.text,
+                &c.prob.to_string(),
+            ])
+            .map_err(err)?;
+        }
+        for (i, word) in lens.level_words.iter().enumerate() {
+            w.write_record([
+                &layer,
+                "level",
+                &l.level_ranks[i].to_string(),
+                "",
+                word,
+                &l.level_probs[i].to_string(),
+            ])
+            .map_err(err)?;
+        }
+        w.write_record([&layer, "entropy", "", "", "", &l.entropy.to_string()])
+            .map_err(err)?;
+        w.write_record([
+            &layer,
+            "kl_to_final",
+            "",
+            "",
+            "",
+            &l.kl_to_final.to_string(),
+        ])
+        .map_err(err)?;
+        w.write_record([
+            &layer,
+            "final_rank",
+            &l.final_rank.to_string(),
+            &lens.final_token.to_string(),
+            "",
+            "",
+        ])
+        .map_err(err)?;
+    }
+    let bytes = w.into_inner().map_err(|e| ProbeError::Serialize {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    write_atomic(path, &bytes)
+}
