@@ -11,9 +11,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use biqa::decoder::{DecoderInput, ForwardOptions, KvCache, LogitsMode};
 use biqa::model::{LoadOptions, Owl2, Scorer, ScoringPrompt};
-use biqa::probes::{LensConfig, figures, logit_lens};
+use biqa::probes::{LensConfig, figures};
 
 fn main() -> Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -34,20 +33,6 @@ fn main() -> Result<()> {
     let device = biqa::device::DeviceKind::from_env()?.device()?;
     let m = Owl2::from_dir(&model_dir, &device, &LoadOptions::default())?;
     let scorer = Scorer::new(&m.tokenizer, ScoringPrompt::Qalign, None)?;
-    let images = m.encode_images(m.pixels(&[&image])?)?;
-    let prompt = m.prepare(&[ScoringPrompt::Qalign.text().to_string()], Some(images))?;
-    let len = prompt.embeds.dims()[1];
-    let input = DecoderInput {
-        modality: prompt.modality,
-        ..DecoderInput::text(prompt.embeds)
-    };
-    let opts = ForwardOptions {
-        logits: LogitsMode::Last,
-        hidden_states: true,
-        attentions: false,
-    };
-    let forward = m.llm.forward(input, &mut KvCache::new(), opts)?;
-    let hidden = forward.hidden_states.context("hidden states")?;
     let config = LensConfig {
         layers: None,
         top_k,
@@ -58,8 +43,8 @@ fn main() -> Result<()> {
             .zip(scorer.ids.iter().copied())
             .collect(),
     };
-    let piece = |id: u32| m.tokenizer.decode(&[id], false);
-    let lens = logit_lens(&m.llm, &hidden, 0, len - 1, &config, &piece)?;
+    let lens = biqa::probes::owl2::qalign_lens(&m, &image, &config)?;
+    let len = lens.position + 1;
     println!(
         "{}: the position predicting the quality word ({} of {len})",
         image.display(),

@@ -180,6 +180,9 @@ enum ProbeCommand {
         /// Images.
         #[arg(required = true)]
         images: Vec<PathBuf>,
+        /// Only aggregate the images whose final answer is this level word (e.g. poor).
+        #[arg(long = "final")]
+        final_word: Option<String>,
         /// Output directory.
         #[arg(long, default_value = "probe-trajectories")]
         out: PathBuf,
@@ -309,6 +312,29 @@ fn streamer(model: &Owl2) -> impl FnMut(&[Option<u32>]) + '_ {
     }
 }
 
+/// Runs a generation, streaming its tokens (text mode) or printing one JSON object at the end.
+fn emit_text(
+    m: &Owl2,
+    json: bool,
+    run: impl FnOnce(&mut dyn FnMut(&[Option<u32>])) -> Result<biqa::model::Generated>,
+) -> Result<()> {
+    if json {
+        let out = run(&mut |_| {})?;
+        println!(
+            "{}",
+            serde_json::to_string(&TextOutput {
+                text: &out.text,
+                token_ids: &out.token_ids
+            })?
+        );
+    } else {
+        let mut stream = streamer(m);
+        run(&mut stream)?;
+        println!();
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
     let dev = cli.device.as_deref();
     match cli.command {
@@ -386,22 +412,9 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let m = load(&model, dev)?;
             let config = sampling.config(m.llm.config.eos_token_ids.clone())?;
-            let out = if json {
-                m.describe(&image, &config, |_| {})?
-            } else {
-                let o = m.describe(&image, &config, streamer(&m))?;
-                println!();
-                o
-            };
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&TextOutput {
-                        text: &out.text,
-                        token_ids: &out.token_ids
-                    })?
-                );
-            }
+            emit_text(&m, json, |on_token| {
+                Ok(m.describe(&image, &config, on_token)?)
+            })?;
         }
         Command::Generate {
             model,
@@ -411,22 +424,9 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let m = load(&model, dev)?;
             let config = sampling.config(m.llm.config.eos_token_ids.clone())?;
-            let out = if json {
-                m.generate(&prompt, None, &config, |_| {})?
-            } else {
-                let o = m.generate(&prompt, None, &config, streamer(&m))?;
-                println!();
-                o
-            };
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&TextOutput {
-                        text: &out.text,
-                        token_ids: &out.token_ids
-                    })?
-                );
-            }
+            emit_text(&m, json, |on_token| {
+                Ok(m.generate(&prompt, None, &config, on_token)?)
+            })?;
         }
         Command::Convert {
             model,
@@ -637,7 +637,12 @@ fn probe(what: ProbeCommand, dev: Option<&str>) -> Result<()> {
             }
             eprintln!("wrote lens.json, lens.csv, lens.png to {}", out.display());
         }
-        ProbeCommand::Trajectories { model, images, out } => {
+        ProbeCommand::Trajectories {
+            model,
+            images,
+            final_word,
+            out,
+        } => {
             let m = load(&model, dev)?;
             let scorer = Scorer::new(&m.tokenizer, ScoringPrompt::Qalign, None)?;
             let config = biqa::probes::LensConfig {
@@ -661,7 +666,7 @@ fn probe(what: ProbeCommand, dev: Option<&str>) -> Result<()> {
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
-            let t = biqa::probes::trajectories(&lenses, None)?;
+            let t = biqa::probes::trajectories(&lenses, final_word.as_deref())?;
             mkdir(&out)?;
             output::write_json(&out.join("trajectories.json"), &t)?;
             figures::trajectories_figure(

@@ -204,6 +204,30 @@ pub struct Prompt {
     pub left_padding: Vec<usize>,
 }
 
+impl Prompt {
+    /// The forward input of the whole prompt: padding flags from `left_padding`, and HF's position ids for
+    /// left-padded rows (`cumsum(mask) − 1`, 1 on padding).
+    pub fn into_input(self) -> DecoderInput {
+        let l = self.embeds.dims()[1];
+        let padding = self
+            .left_padding
+            .iter()
+            .flat_map(|&p| (0..l).map(move |j| j >= p))
+            .collect();
+        let positions = self
+            .left_padding
+            .iter()
+            .flat_map(|&p| (0..l).map(move |j| if j >= p { (j - p) as i64 } else { 1 }))
+            .collect();
+        DecoderInput {
+            embeds: self.embeds,
+            modality: self.modality,
+            positions: Some(positions),
+            padding: Some(padding),
+        }
+    }
+}
+
 /// What [`Llama::generate`] returns.
 #[derive(Debug, Clone, Default)]
 pub struct Generation {
@@ -237,17 +261,6 @@ impl Llama {
         let mut samplers: Vec<Sampler> = (0..b)
             .map(|r| Sampler::new(config.sampling, config.seed.wrapping_add(r as u64)))
             .collect();
-        let padding: Vec<bool> = prompt
-            .left_padding
-            .iter()
-            .flat_map(|&p| (0..l).map(move |j| j >= p))
-            .collect();
-        // HF: position = cumsum(mask) − 1, and 1 on padding.
-        let positions: Vec<i64> = prompt
-            .left_padding
-            .iter()
-            .flat_map(|&p| (0..l).map(move |j| if j >= p { (j - p) as i64 } else { 1 }))
-            .collect();
         let mut next_pos: Vec<i64> = prompt
             .left_padding
             .iter()
@@ -258,12 +271,7 @@ impl Llama {
             logits: LogitsMode::Last,
             ..Default::default()
         };
-        let input = DecoderInput {
-            embeds: prompt.embeds,
-            modality: prompt.modality,
-            positions: Some(positions),
-            padding: Some(padding),
-        };
+        let input = prompt.into_input();
         let mut out = Generation {
             tokens: vec![Vec::new(); b],
             stopped: vec![false; b],

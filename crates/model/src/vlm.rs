@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use biqa_checkpoint::{Checkpoint, FloatPolicy, Weights};
 use biqa_decoder::{
-    DecoderInput, ForwardOptions, GenerationConfig, HfLlamaConfig, KvCache, Llama, LlamaConfig,
-    LogitsMode, Modality, Prompt,
+    ForwardOptions, GenerationConfig, HfLlamaConfig, KvCache, Llama, LlamaConfig, LogitsMode,
+    Modality, Prompt,
 };
 use biqa_vision::{
     AbstractorConfig, Preprocessor, ResizeMode, VisionConfig, VisionModel, VisualAbstractor,
@@ -339,23 +339,7 @@ impl Owl2 {
     /// Decoder errors.
     pub fn last_logits(&self, prompt: Prompt) -> Result<Vec<Vec<f32>>> {
         let b = prompt.left_padding.len();
-        let l = prompt.embeds.dims()[1];
-        let padding: Vec<bool> = prompt
-            .left_padding
-            .iter()
-            .flat_map(|&p| (0..l).map(move |j| j >= p))
-            .collect();
-        let positions: Vec<i64> = prompt
-            .left_padding
-            .iter()
-            .flat_map(|&p| (0..l).map(move |j| if j >= p { (j - p) as i64 } else { 1 }))
-            .collect();
-        let input = DecoderInput {
-            embeds: prompt.embeds,
-            modality: prompt.modality,
-            positions: Some(positions),
-            padding: Some(padding),
-        };
+        let input = prompt.into_input();
         let out = self.llm.forward(
             input,
             &mut KvCache::new(),

@@ -164,3 +164,54 @@ fn batch_of_two_images() -> Result<()> {
     close("batch row 0", &tokens[..single.len()], single, 1e-4);
     Ok(())
 }
+
+#[test]
+fn loader_lists_missing_and_misshaped_vision_tensors() -> Result<()> {
+    // A corrupted copy of the weights: one vision tensor dropped, the position embedding cut short.
+    let bytes = std::fs::read(dir().join("weights.safetensors"))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)?;
+    let mut kept: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, view) in st.tensors() {
+        if name == "model.vision_model.encoder.layers.1.mlp.fc2.bias" {
+            continue;
+        }
+        let (mut shape, mut data) = (view.shape().to_vec(), view.data().to_vec());
+        if name == "model.vision_model.embeddings.position_embedding" {
+            shape = vec![1, 16, 64];
+            data.truncate(16 * 64 * 4);
+        }
+        kept.push((name, shape, data));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = kept
+        .iter()
+        .map(|(n, s, d)| {
+            Ok((
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d)?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let tmp = tempfile::tempdir()?;
+    let path = tmp.path().join("model.safetensors");
+    safetensors::serialize_to_file(views, None, &path)?;
+    let (hv, ha) = read_visual_config(&dir().join("config.json"))?;
+    let vcfg = hv.to_config()?;
+    let acfg = ha.to_config(vcfg.grid(), 96)?;
+    let ckpt = Checkpoint::open(&path)?;
+    let w = Weights::new(&ckpt, &Device::flex());
+    let _v = VisionModel::load(&w, &vcfg, "model.vision_model");
+    let _a = VisualAbstractor::load(&w, &acfg, "model.visual_abstractor");
+    let Err(CheckpointError::Tensors { problems, .. }) = w.finish() else {
+        anyhow::bail!("a corrupted vision tower loaded")
+    };
+    assert!(problems.contains(&TensorProblem::Missing {
+        name: "model.vision_model.encoder.layers.1.mlp.fc2.bias".into(),
+        expected: vec![64]
+    }));
+    assert!(problems.contains(&TensorProblem::Shape {
+        name: "model.vision_model.embeddings.position_embedding".into(),
+        expected: vec![1, 17, 64],
+        actual: vec![1, 16, 64]
+    }));
+    Ok(())
+}
