@@ -19,8 +19,32 @@ struct Cli {
     /// Device for the model commands: flex (CPU), cuda or cuda:N (default: $BIQA_DEVICE, else flex).
     #[arg(long, global = true)]
     device: Option<String>,
+    /// Parameter dtype for the model commands (bf16 keeps the released weights at their precision on GPUs).
+    #[arg(long, global = true, value_enum, default_value_t = Dtype::F32)]
+    dtype: Dtype,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--dtype`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Dtype {
+    /// 32-bit floats (CPU default).
+    F32,
+    /// bfloat16.
+    Bf16,
+    /// float16.
+    F16,
+}
+
+impl Dtype {
+    fn policy(self) -> biqa::checkpoint::FloatPolicy {
+        match self {
+            Dtype::F32 => biqa::checkpoint::FloatPolicy::F32,
+            Dtype::Bf16 => biqa::checkpoint::FloatPolicy::Bf16,
+            Dtype::F16 => biqa::checkpoint::FloatPolicy::F16,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -292,12 +316,27 @@ fn device(name: Option<&str>) -> Result<burn::tensor::Device> {
     Ok(kind.device()?)
 }
 
-fn load(model: &std::path::Path, device_name: Option<&str>) -> Result<Owl2> {
-    Ok(Owl2::from_dir(
-        model,
-        &device(device_name)?,
-        &LoadOptions::default(),
-    )?)
+/// Where a model command runs: device name and parameter dtype.
+#[derive(Debug, Clone, Copy)]
+struct Runtime<'a> {
+    device: Option<&'a str>,
+    dtype: Dtype,
+}
+
+fn load(model: &std::path::Path, rt: Runtime<'_>) -> Result<Owl2> {
+    load_with(model, rt, None)
+}
+
+fn load_with(
+    model: &std::path::Path,
+    rt: Runtime<'_>,
+    resize: Option<biqa::vision::ResizeMode>,
+) -> Result<Owl2> {
+    let options = LoadOptions {
+        policy: rt.dtype.policy(),
+        resize_mode: resize,
+    };
+    Ok(Owl2::from_dir(model, &device(rt.device)?, &options)?)
 }
 
 /// Prints tokens as they are generated (text mode).
@@ -336,7 +375,10 @@ fn emit_text(
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let dev = cli.device.as_deref();
+    let dev = Runtime {
+        device: cli.device.as_deref(),
+        dtype: cli.dtype,
+    };
     match cli.command {
         Command::Score {
             model,
@@ -345,7 +387,12 @@ fn run(cli: Cli) -> Result<()> {
             prompt,
             json,
         } => {
-            let m = load(&model, dev)?;
+            // The Q-Instruct scorer feeds CLIP's shortest-edge resize + centre crop, Q-Align pads to a square.
+            let resize = match prompt {
+                ScoringPrompt::Qinstruct => Some(biqa::vision::ResizeMode::ShortestEdgeCenterCrop),
+                ScoringPrompt::Qalign => None,
+            };
+            let m = load_with(&model, dev, resize)?;
             let scorer = Scorer::new(&m.tokenizer, prompt, None)?;
             let bar = (images.len() > batch_size && !json).then(|| {
                 let b = indicatif::ProgressBar::new(images.len() as u64);
@@ -558,7 +605,7 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Info => {
-            let kind = match dev {
+            let kind = match dev.device {
                 Some(n) => n.parse::<DeviceKind>()?,
                 None => DeviceKind::from_env()?,
             };
@@ -581,7 +628,7 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-fn probe(what: ProbeCommand, dev: Option<&str>) -> Result<()> {
+fn probe(what: ProbeCommand, dev: Runtime<'_>) -> Result<()> {
     use biqa::probes::{figures, output};
     let mkdir = |d: &std::path::Path| {
         std::fs::create_dir_all(d).map_err(|e| anyhow::anyhow!("{}: {e}", d.display()))

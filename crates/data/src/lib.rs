@@ -7,7 +7,8 @@
 //!   stage-2 training, split by source photo;
 //! - [`count_table`]: the distortion × level count table of a configuration;
 //! - [`Manifest`]: one type for real datasets (KonIQ-10k, KADID-10k, pyiqa meta-info CSVs, Q-Align / Q-Instruct
-//!   JSON), checked against an image folder and split reproducibly.
+//!   JSON, SPAQ and CSIQ `.xlsx` ([`read_spaq`], [`read_csiq`]), LIVE Challenge `.mat` ([`read_live_challenge`])),
+//!   checked against an image folder and split reproducibly.
 //!
 //! Every failure is a [`DataError`]; parse errors name the file, row and column.
 
@@ -15,6 +16,7 @@ mod distort;
 mod error;
 mod io;
 mod manifest;
+mod readers_office;
 mod rng;
 mod split;
 mod synth;
@@ -27,6 +29,7 @@ pub use manifest::{
     Entry, KoniqScore, Manifest, Scale, read_conversations, read_kadid, read_koniq,
     read_koniq_sets, read_pyiqa, read_qalign_json, read_synth_manifest,
 };
+pub use readers_office::{LiveChallengeOptions, read_csiq, read_live_challenge, read_spaq};
 pub use rng::SplitMix64;
 pub use split::{Split, SplitFractions, split_groups};
 pub use synth::{

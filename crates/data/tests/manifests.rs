@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 use biqa_data::{
-    DataError, KoniqScore, Scale, Split, SplitFractions, read_conversations, read_kadid,
-    read_koniq, read_koniq_sets, read_pyiqa, read_qalign_json,
+    DataError, KoniqScore, LiveChallengeOptions, Scale, Split, SplitFractions, read_conversations,
+    read_csiq, read_kadid, read_koniq, read_koniq_sets, read_live_challenge, read_pyiqa,
+    read_qalign_json, read_spaq,
 };
 use biqa_metrics::Level;
 
@@ -180,6 +181,122 @@ fn qinstruct_conversations() -> anyhow::Result<()> {
     assert_eq!(recs[0].gt_score, None);
     let e = read_conversations(&case("dmos.csv")).unwrap_err();
     assert!(matches!(e, DataError::Format { .. }), "{e}");
+    Ok(())
+}
+
+#[test]
+fn spaq_xlsx() -> anyhow::Result<()> {
+    let m = read_spaq(&case("MOS and Image attribute scores.xlsx"))?;
+    let images: Vec<_> = m.entries.iter().map(|e| e.image.as_str()).collect();
+    assert_eq!(images, ["00001.jpg", "00002.jpg", "00003.jpg"]);
+    assert!((m.entries[2].mos - 93.67).abs() < 1e-12);
+    assert!(m.scale.higher_is_better);
+    assert_eq!((m.scale.lo, m.scale.hi), (0.0, 100.0));
+    assert_eq!(m.levels()[2], Level::Excellent);
+    assert!(
+        m.entries
+            .iter()
+            .all(|e| e.split.is_none() && e.reference.is_none())
+    );
+    let e = read_spaq(&case("bad_MOS and Image attribute scores.xlsx")).unwrap_err();
+    assert_parse_error(e, "bad_MOS and Image attribute scores.xlsx", 3, "MOS");
+    // Not a workbook; no such file.
+    assert!(matches!(
+        read_spaq(&case("dmos.csv")),
+        Err(DataError::Format { .. })
+    ));
+    assert!(matches!(
+        read_spaq(&case("nope.xlsx")),
+        Err(DataError::Io { .. })
+    ));
+    Ok(())
+}
+
+#[test]
+fn csiq_xlsx_paths_and_split_by_image() -> anyhow::Result<()> {
+    let m = read_csiq(&case("csiq.DMOS.xlsx"))?;
+    let images: Vec<_> = m.entries.iter().map(|e| e.image.as_str()).collect();
+    assert_eq!(
+        images,
+        [
+            "dst_imgs/awgn/1600.AWGN.1.png",
+            "dst_imgs/awgn/1600.AWGN.2.png",
+            "dst_imgs/jpeg/1600.JPEG.3.png",
+            "dst_imgs/jpeg2000/aerial_city.jpeg2000.1.png",
+            "dst_imgs/fnoise/aerial_city.fnoise.5.png",
+            "dst_imgs/blur/aerial_city.BLUR.4.png",
+            "dst_imgs/contrast/boston.contrast.2.png",
+        ]
+    );
+    assert_eq!(m.entries[0].reference.as_deref(), Some("1600"));
+    assert!((m.entries[0].mos - 0.062).abs() < 1e-12);
+    assert!(!m.scale.higher_is_better);
+    assert_eq!((m.scale.lo, m.scale.hi), (0.0, 1.0));
+    // DMOS: low is good.
+    assert_eq!(m.levels()[0], Level::Excellent);
+    assert_eq!(m.levels()[5], Level::Fair);
+    let a = m.clone().with_random_split(
+        SplitFractions {
+            val: 0.34,
+            test: 0.34,
+        },
+        3,
+    )?;
+    for e in &a.entries {
+        let mut same = a.entries.iter().filter(|o| o.reference == e.reference);
+        assert!(same.all(|o| o.split == e.split));
+    }
+    let e = read_csiq(&case("bad_csiq.DMOS.xlsx")).unwrap_err();
+    assert_parse_error(e, "bad_csiq.DMOS.xlsx", 5, "dmos");
+    // The SPAQ workbook has no `all_by_image` sheet.
+    let e = read_csiq(&case("MOS and Image attribute scores.xlsx")).unwrap_err();
+    assert!(
+        matches!(&e, DataError::Format { .. }) && e.to_string().contains("all_by_image"),
+        "{e}"
+    );
+    Ok(())
+}
+
+#[test]
+fn live_challenge_mat() -> anyhow::Result<()> {
+    let (imgs, mos) = (case("AllImages_release.mat"), case("AllMOS_release.mat"));
+    let m = read_live_challenge(&imgs, &mos, LiveChallengeOptions::default())?;
+    let images: Vec<_> = m.entries.iter().map(|e| e.image.as_str()).collect();
+    assert_eq!(images, ["3.bmp", "4.bmp", "5.bmp"]);
+    assert!((m.entries[2].mos - 92.4324).abs() < 1e-12);
+    assert!(m.scale.higher_is_better);
+    let all = read_live_challenge(&imgs, &mos, LiveChallengeOptions { skip: 0 })?;
+    assert_eq!(all.entries.len(), 10);
+    assert_eq!(all.entries[0].image, "t1.bmp");
+    assert!((all.entries[0].mos - 63.9634).abs() < 1e-12);
+    // A compressed (-v7) file with another variable first reads the same.
+    let c = read_live_challenge(
+        &imgs,
+        &case("AllMOS_release_compressed.mat"),
+        LiveChallengeOptions::default(),
+    )?;
+    assert_eq!(c, m);
+    // A missing variable is named.
+    let e = read_live_challenge(
+        &imgs,
+        &case("bad_AllMOS_release.mat"),
+        LiveChallengeOptions::default(),
+    )
+    .unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, DataError::Format { .. }), "{msg}");
+    assert!(
+        msg.contains("AllMOS_release") && msg.contains("bad_AllMOS_release.mat"),
+        "{msg}"
+    );
+    // The files swapped: the images file has no AllMOS_release.
+    let e = read_live_challenge(&mos, &imgs, LiveChallengeOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("AllImages_release"), "{e}");
+    // Not a MAT-file.
+    assert!(matches!(
+        read_live_challenge(&case("dmos.csv"), &mos, LiveChallengeOptions::default()),
+        Err(DataError::Format { .. })
+    ));
     Ok(())
 }
 

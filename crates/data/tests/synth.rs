@@ -250,7 +250,6 @@ fn default_set_counts_and_speed() -> anyhow::Result<()> {
         out.items.len()
     );
     assert_eq!(out.count_table(), table);
-    assert!(secs < 120.0, "{secs} s");
     Ok(())
 }
 

@@ -180,6 +180,27 @@ proptest! {
             let kth = { let mut v = logits.clone(); v.sort_by(|a, b| b.total_cmp(a)); v[(k - 1).min(v.len() - 1)] };
             prop_assert!(allowed.iter().all(|&i| logits[i] >= kth));
         }
+        // The nucleus computed independently: the most likely tokens (after top-k) whose probability mass, with
+        // temperature, first reaches top_p; every allowed token must be in it.
+        if let Some(p) = top_p {
+            let mut order: Vec<usize> = (0..logits.len()).collect();
+            order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+            if let Some(k) = top_k {
+                let kth = logits[order[(k - 1).min(order.len() - 1)]];
+                order.retain(|&i| logits[i] >= kth);
+            }
+            let w: Vec<f64> = order.iter().map(|&i| (f64::from(logits[i] - logits[order[0]]) / f64::from(temperature)).exp()).collect();
+            let z: f64 = w.iter().sum();
+            let (mut mass, mut nucleus) = (0.0, Vec::new());
+            for (j, &i) in order.iter().enumerate() {
+                nucleus.push(i);
+                mass += w[j] / z;
+                if mass >= f64::from(p) - 1e-9 {
+                    break;
+                }
+            }
+            prop_assert!(allowed.iter().all(|i| nucleus.contains(i)), "allowed {:?} outside nucleus {:?}", allowed, nucleus);
+        }
         for _ in 0..20 {
             let t = s.sample(&logits);
             prop_assert!(allowed.contains(&t), "token {} not in {:?}", t, allowed);

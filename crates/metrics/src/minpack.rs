@@ -15,6 +15,9 @@ const DWARF: f64 = f64::MIN_POSITIVE;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LmStatus {
+    /// `info = 0`: improper input (no parameters, fewer residuals than parameters, or a negative tolerance); `x` is
+    /// returned unchanged.
+    ImproperInput,
     /// `info = 1`: the relative reduction of the sum of squares is at most `ftol`.
     SumOfSquaresConverged,
     /// `info = 2`: the relative change of the parameters is at most `xtol`.
@@ -407,7 +410,8 @@ fn lmpar(
 
 /// Minimises `Σ fcn(x)ᵢ²` over `x` (MINPACK `lmdif`, `mode = 1`: variables scaled by the Jacobian's column norms).
 ///
-/// `fcn(x, out)` writes the `m` residuals at `x` (length `n`) into `out`. Requires `m ≥ n ≥ 1`; the caller checks.
+/// `fcn(x, out)` writes the `m` residuals at `x` (length `n`) into `out`. With `n = 0`, `m < n` or a negative
+/// tolerance nothing is evaluated and the status is [`LmStatus::ImproperInput`].
 pub fn lmdif(
     m: usize,
     x0: &[f64],
@@ -417,6 +421,20 @@ pub fn lmdif(
     let n = x0.len();
     let mut x = x0.to_vec();
     let mut fvec = vec![0.0; m];
+    if n == 0
+        || m < n
+        || options.ftol < 0.0
+        || options.xtol < 0.0
+        || options.gtol < 0.0
+        || options.maxfev == 0
+    {
+        return LmResult {
+            x,
+            fvec,
+            status: LmStatus::ImproperInput,
+            nfev: 0,
+        };
+    }
     let mut fjac = vec![0.0; m * n];
     let mut ipvt = vec![0usize; n];
     let mut diag = vec![0.0; n];
@@ -637,6 +655,16 @@ mod tests {
             (r.x[0] - 2.0).abs() < 1e-9 && (r.x[1] + 1.0).abs() < 1e-9,
             "{:?}",
             r.x
+        );
+    }
+
+    #[test]
+    fn improper_input_is_reported() {
+        let r = lmdif(1, &[1.0, 2.0], &LmOptions::default(), |_, _| {});
+        assert_eq!(r.status, LmStatus::ImproperInput);
+        assert_eq!(
+            lmdif(3, &[], &LmOptions::default(), |_, _| {}).status,
+            LmStatus::ImproperInput
         );
     }
 

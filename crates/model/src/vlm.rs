@@ -122,7 +122,12 @@ impl Scorer {
 
     /// Scores one row of last-position logits `[V]`.
     pub fn score(&self, logits: &[f32]) -> ScoreResult {
-        let level: Vec<f32> = self.ids.iter().map(|&i| logits[i as usize]).collect();
+        // An id beyond a (short) logits row counts as impossible rather than panicking.
+        let level: Vec<f32> = self
+            .ids
+            .iter()
+            .map(|&i| logits.get(i as usize).copied().unwrap_or(f32::NEG_INFINITY))
+            .collect();
         let max = level.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let exps: Vec<f64> = level.iter().map(|&l| f64::from(l - max).exp()).collect();
         let z: f64 = exps.iter().sum();

@@ -73,7 +73,9 @@ fn log_softmax(logits: &[f32]) -> Vec<f64> {
 }
 
 fn rank_of(logits: &[f32], id: usize) -> usize {
-    let v = logits[id];
+    let Some(&v) = logits.get(id) else {
+        return logits.len();
+    };
     logits
         .iter()
         .enumerate()

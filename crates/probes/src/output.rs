@@ -37,9 +37,9 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, text.as_bytes())
 }
 
-/// Writes the lens as CSV: one row per layer and candidate rank (`layer,rank,token_id,text,prob`), then one row per
-/// layer and level word (`layer,level:<word>,token rank,,prob`), and the layer statistics
-/// (`layer,entropy|kl_to_final|final_rank,…`).
+/// Writes the lens as CSV with the header `layer,kind,rank,token_id,text,value`: per layer, one `top` row per
+/// candidate (rank, id, text, probability), one `level` row per level word (its rank, the word, its probability),
+/// then `entropy`, `kl_to_final` and `final_rank` rows.
 ///
 /// # Errors
 /// Serialisation or I/O errors.
@@ -68,10 +68,14 @@ pub fn write_lens_csv(path: &Path, lens: &LensResult) -> Result<()> {
             w.write_record([
                 &layer,
                 "level",
-                &l.level_ranks[i].to_string(),
+                &l.level_ranks
+                    .get(i)
+                    .map_or(String::new(), ToString::to_string),
                 "",
                 word,
-                &l.level_probs[i].to_string(),
+                &l.level_probs
+                    .get(i)
+                    .map_or(String::new(), ToString::to_string),
             ])
             .map_err(err)?;
         }

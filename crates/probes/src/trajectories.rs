@@ -75,7 +75,10 @@ pub fn trajectories(lenses: &[LensResult], final_word: Option<&str>) -> Result<T
             }
         }
         let fin = final_level(s);
-        let final_is_level = s.layers.last().is_some_and(|l| l.level_ranks[fin] == 0);
+        let final_is_level = s
+            .layers
+            .last()
+            .is_some_and(|l| l.level_ranks.get(fin) == Some(&0));
         let settle = final_is_level.then(|| {
             let mut k = s.layers.len();
             while k > 0 && argmax(&s.layers[k - 1].level_probs) == fin {

@@ -136,10 +136,15 @@ fn lens_agrees_with_logits_and_with_stored_hidden_states() -> Result<()> {
     lens_table(&lens_png, &lens, "logit lens")?;
     let traj_png = tmp.path().join("trajectories.png");
     trajectories_figure(&traj_png, &t, "trajectories")?;
-    let (w, h) = lens_figure_size(3, 5);
+    // Documented sizes: the lens table is 130 + 110·k + 90 by 70 + 34·layers + 50; trajectories 800×480.
     let img = image::open(&lens_png)?;
-    assert_eq!((img.width(), img.height()), (w, h));
-    assert_eq!(image::open(&traj_png)?.width(), 800);
+    assert_eq!(
+        (img.width(), img.height()),
+        (130 + 110 * 5 + 90, 70 + 34 * 3 + 50)
+    );
+    assert_eq!(lens_figure_size(3, 5), (img.width(), img.height()));
+    let traj = image::open(&traj_png)?;
+    assert_eq!((traj.width(), traj.height()), (800, 480));
 
     // Attention of the last two positions over both layers: rows sum to 1, the image segment is exact.
     let atts = out.attentions.context("attentions")?;
@@ -170,7 +175,9 @@ fn lens_agrees_with_logits_and_with_stored_hidden_states() -> Result<()> {
     }
     let heat = tmp.path().join("attention.png");
     attention_heatmap(&heat, &map, "image", "attention")?;
-    assert!(image::open(&heat)?.width() >= 900);
+    let hm = image::open(&heat)?;
+    // 2 queries × 22 keys: width max(900, 160 + 4·22), height clamp(120 + 18·2, 260, 900).
+    assert_eq!((hm.width(), hm.height()), (900, 260));
     Ok(())
 }
 
@@ -272,5 +279,53 @@ fn segment_bookkeeping_with_a_generated_description_is_exact() -> Result<()> {
     for row in &map.shares {
         assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-5);
     }
+    Ok(())
+}
+
+fn hand_lens(levels_per_layer: &[[f64; 3]]) -> biqa_probes::LensResult {
+    use biqa_probes::{LayerLens, LensResult};
+    let layers = levels_per_layer
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut order: Vec<usize> = (0..3).collect();
+            order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+            let mut ranks = vec![0; 3];
+            for (r, &w) in order.iter().enumerate() {
+                ranks[w] = r;
+            }
+            LayerLens {
+                layer: i,
+                top: Vec::new(),
+                level_probs: p.to_vec(),
+                level_ranks: ranks,
+                final_rank: 0,
+                entropy: 0.0,
+                kl_to_final: 0.0,
+            }
+        })
+        .collect();
+    LensResult {
+        position: 0,
+        final_token: 0,
+        level_words: vec!["good".into(), "fair".into(), "poor".into()],
+        layers,
+    }
+}
+
+#[test]
+fn trajectories_settle_and_restrict() -> Result<()> {
+    // Sample A: poor from layer 1 on; sample B: good, then fair, then good again at the end (settles at layer 2).
+    let a = hand_lens(&[[0.5, 0.3, 0.2], [0.1, 0.2, 0.7], [0.1, 0.1, 0.8]]);
+    let b = hand_lens(&[[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.8, 0.1, 0.1]]);
+    let t = trajectories(&[a.clone(), b.clone()], None)?;
+    assert_eq!(t.settle_layer, vec![Some(1), Some(2)]);
+    assert_eq!(t.share[0], vec![1.0, 0.0, 0.0]);
+    assert_eq!(t.share[1], vec![0.0, 0.5, 0.5]);
+    assert_eq!(t.share[2], vec![0.5, 0.0, 0.5]);
+    let only_poor = trajectories(&[a, b], Some("poor"))?;
+    assert_eq!(only_poor.samples, 1);
+    assert_eq!(only_poor.share[1], vec![0.0, 0.0, 1.0]);
+    assert!(trajectories(&[], None).is_err());
     Ok(())
 }
