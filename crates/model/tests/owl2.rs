@@ -329,3 +329,29 @@ fn converted_directory_loads_the_same() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn bf16_parameters_score_close_to_f32() -> Result<()> {
+    let options = LoadOptions {
+        policy: biqa_checkpoint::FloatPolicy::Bf16,
+        ..Default::default()
+    };
+    let model = Owl2::from_dir(fixture("tiny-owl2"), &Device::flex(), &options)?;
+    let scorer = Scorer::new(&model.tokenizer, ScoringPrompt::Qalign, None)?;
+    let exp = expected_json()?;
+    for name in IMAGES {
+        let r = model
+            .score_paths(&[image(name)], &scorer, 1, |_| {})?
+            .remove(0);
+        let want = exp["variants"]["f32_safetensors"]["per_image"][name]["qalign"]["score_0_1"]
+            .as_f64()
+            .context("score")?;
+        // bf16 compute: about 2e-2 (fixture README).
+        assert!(
+            (r.score - want).abs() <= 2e-2,
+            "{name}: bf16 {} vs f32 {want}",
+            r.score
+        );
+    }
+    Ok(())
+}

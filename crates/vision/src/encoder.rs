@@ -183,15 +183,10 @@ pub fn read_visual_config(
     Ok((vision, abstractor))
 }
 
-/// LayerNorm over the last dimension, computed in f32 whatever the parameters' dtype.
+/// LayerNorm over the last dimension (burn widens the reduction to f32 for half-precision inputs itself, and
+/// needs the input in the parameters' dtype).
 pub(crate) fn layer_norm<const D: usize>(ln: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
-    let dtype = x.dtype();
-    if dtype == DType::F32 {
-        ln.forward(x)
-    } else {
-        ln.forward(x.cast(FloatDType::F32))
-            .cast(FloatDType::from(dtype))
-    }
+    ln.forward(x)
 }
 
 /// Multi-head softmax attention; `q` `[B, nh, Lq, hd]`, `k`/`v` `[B, nh, Lk, hd]` → context `[B, Lq, nh·hd]` and
