@@ -175,7 +175,7 @@ enum ProbeCommand {
         out: PathBuf,
     },
     /// Attention of the quality token (and, with --describe, of every generated token) to the context, averaged
-    /// over heads and layers, then over images by segment: attention.json, attention.png.
+    /// over heads and layers, then over images by segment: attention.json, attention.csv, attention.png.
     Attention {
         /// Checkpoint directory.
         #[arg(long)]
@@ -196,7 +196,7 @@ enum ProbeCommand {
         #[arg(long, default_value = "probe-attention")]
         out: PathBuf,
     },
-    /// Level-word trajectories over layers for many images: trajectories.json, trajectories.png.
+    /// Level-word trajectories over layers for many images: trajectories.json, trajectories.csv, trajectories.png.
     Trajectories {
         /// Checkpoint directory.
         #[arg(long)]
@@ -716,13 +716,14 @@ fn probe(what: ProbeCommand, dev: Runtime<'_>) -> Result<()> {
             let t = biqa::probes::trajectories(&lenses, final_word.as_deref())?;
             mkdir(&out)?;
             output::write_json(&out.join("trajectories.json"), &t)?;
+            output::write_trajectories_csv(&out.join("trajectories.csv"), &t)?;
             figures::trajectories_figure(
                 &out.join("trajectories.png"),
                 &t,
                 &format!("Top level word per layer ({} images)", t.samples),
             )?;
             eprintln!(
-                "wrote trajectories.json, trajectories.png to {}",
+                "wrote trajectories.json, trajectories.csv, trajectories.png to {}",
                 out.display()
             );
         }
@@ -762,6 +763,12 @@ fn probe(what: ProbeCommand, dev: Runtime<'_>) -> Result<()> {
                 &out.join("attention.json"),
                 &serde_json::json!({"images": images, "maps": maps, "average": avg}),
             )?;
+            let labelled: Vec<(String, biqa::probes::AttentionMap)> = images
+                .iter()
+                .map(|p| p.display().to_string())
+                .zip(maps.iter().cloned())
+                .collect();
+            output::write_attention_csv(&out.join("attention.csv"), &labelled)?;
             figures::attention_heatmap(
                 &out.join("attention.png"),
                 &maps[0],
@@ -771,7 +778,10 @@ fn probe(what: ProbeCommand, dev: Runtime<'_>) -> Result<()> {
             for (name, share) in avg.segments.iter().zip(&avg.mean) {
                 println!("{name:<12} {:>6.2}%", 100.0 * share);
             }
-            eprintln!("wrote attention.json, attention.png to {}", out.display());
+            eprintln!(
+                "wrote attention.json, attention.csv, attention.png to {}",
+                out.display()
+            );
         }
     }
     Ok(())

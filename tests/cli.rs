@@ -381,6 +381,10 @@ fn probes_and_synth_write_their_files() -> Result<()> {
         .collect();
     assert_eq!(names, ["prompt", "image", "description", "conclusion"]);
     assert!(std::fs::read(out.join("attention.png"))?.starts_with(b"\x89PNG"));
+    assert!(
+        std::fs::read_to_string(out.join("attention.csv"))?
+            .starts_with("sample,query,segment,start,end,share")
+    );
 
     let out = dir.path().join("traj");
     let o = biqa(&[
@@ -395,6 +399,9 @@ fn probes_and_synth_write_their_files() -> Result<()> {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.join("trajectories.json").is_file() && out.join("trajectories.png").is_file());
+    let csv = std::fs::read_to_string(out.join("trajectories.csv"))?;
+    assert!(csv.starts_with("layer,word,share,top1_share"));
+    assert_eq!(csv.lines().count(), 1 + 3 * 5);
 
     let out = dir.path().join("synth");
     let o = biqa(&[

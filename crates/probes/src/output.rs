@@ -106,3 +106,82 @@ pub fn write_lens_csv(path: &Path, lens: &LensResult) -> Result<()> {
     })?;
     write_atomic(path, &bytes)
 }
+
+fn csv_bytes(path: &Path, rows: Vec<Vec<String>>) -> Result<Vec<u8>> {
+    let err = |e: csv::Error| ProbeError::Serialize {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for r in rows {
+        w.write_record(&r).map_err(err)?;
+    }
+    w.into_inner().map_err(|e| ProbeError::Serialize {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// Writes trajectories as CSV with the header `layer,word,share,top1_share` (one row per layer and level word).
+///
+/// # Errors
+/// Serialisation or I/O errors.
+pub fn write_trajectories_csv(path: &Path, t: &crate::Trajectories) -> Result<()> {
+    let mut rows = vec![vec![
+        "layer".into(),
+        "word".into(),
+        "share".into(),
+        "top1_share".into(),
+    ]];
+    for (li, layer) in t.layers.iter().enumerate() {
+        for (wi, word) in t.words.iter().enumerate() {
+            rows.push(vec![
+                layer.to_string(),
+                word.clone(),
+                t.share
+                    .get(li)
+                    .and_then(|r| r.get(wi))
+                    .map_or(String::new(), ToString::to_string),
+                t.top1_share
+                    .get(li)
+                    .and_then(|r| r.get(wi))
+                    .map_or(String::new(), ToString::to_string),
+            ]);
+        }
+    }
+    write_atomic(path, &csv_bytes(path, rows)?)
+}
+
+/// Writes per-sample segment shares as CSV with the header `sample,query,segment,start,end,share` (one row per
+/// sample, query position and segment), `sample` being the label given for each map.
+///
+/// # Errors
+/// Serialisation or I/O errors.
+pub fn write_attention_csv(path: &Path, maps: &[(String, crate::AttentionMap)]) -> Result<()> {
+    let mut rows: Vec<Vec<String>> = vec![
+        ["sample", "query", "segment", "start", "end", "share"]
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    ];
+    for (label, m) in maps {
+        for (qi, q) in m.queries.iter().enumerate() {
+            for (si, s) in m.segments.iter().enumerate() {
+                let share = m
+                    .shares
+                    .get(qi)
+                    .and_then(|r| r.get(si))
+                    .map_or(String::new(), ToString::to_string);
+                rows.push(vec![
+                    label.clone(),
+                    q.to_string(),
+                    s.name.clone(),
+                    s.start.to_string(),
+                    s.end.to_string(),
+                    share,
+                ]);
+            }
+        }
+    }
+    write_atomic(path, &csv_bytes(path, rows)?)
+}
