@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use biqa::model::{LoadOptions, Owl2, Scorer, ScoringPrompt};
+use biqa::model::{LoadOptions, Owl2};
 use biqa::probes::{LensConfig, figures};
 
 fn main() -> Result<()> {
@@ -32,16 +32,10 @@ fn main() -> Result<()> {
     }
     let device = biqa::device::DeviceKind::from_env()?.device()?;
     let m = Owl2::from_dir(&model_dir, &device, &LoadOptions::default())?;
-    let scorer = Scorer::new(&m.tokenizer, ScoringPrompt::Qalign, None)?;
     let config = LensConfig {
         layers: None,
         top_k,
-        levels: scorer
-            .words
-            .iter()
-            .cloned()
-            .zip(scorer.ids.iter().copied())
-            .collect(),
+        levels: biqa::probes::owl2::qalign_levels(&m)?,
     };
     let lens = biqa::probes::owl2::qalign_lens(&m, &image, &config)?;
     let len = lens.position + 1;

@@ -642,16 +642,10 @@ fn probe(what: ProbeCommand, dev: Runtime<'_>) -> Result<()> {
             out,
         } => {
             let m = load(&model, dev)?;
-            let scorer = Scorer::new(&m.tokenizer, ScoringPrompt::Qalign, None)?;
             let config = biqa::probes::LensConfig {
                 layers: layers.as_deref().map(parse_layers).transpose()?,
                 top_k,
-                levels: scorer
-                    .words
-                    .iter()
-                    .cloned()
-                    .zip(scorer.ids.iter().copied())
-                    .collect(),
+                levels: biqa::probes::owl2::qalign_levels(&m)?,
             };
             let lens = biqa::probes::owl2::qalign_lens(&m, &image, &config)?;
             mkdir(&out)?;
@@ -691,16 +685,10 @@ fn probe(what: ProbeCommand, dev: Runtime<'_>) -> Result<()> {
             out,
         } => {
             let m = load(&model, dev)?;
-            let scorer = Scorer::new(&m.tokenizer, ScoringPrompt::Qalign, None)?;
             let config = biqa::probes::LensConfig {
                 layers: None,
                 top_k: 5,
-                levels: scorer
-                    .words
-                    .iter()
-                    .cloned()
-                    .zip(scorer.ids.iter().copied())
-                    .collect(),
+                levels: biqa::probes::owl2::qalign_levels(&m)?,
             };
             let bar = progress(images.len(), "images");
             let mut lenses = Vec::new();

@@ -202,13 +202,7 @@ impl Csv {
     }
 
     fn column(&self, name: &str) -> Result<usize> {
-        self.header
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| DataError::MissingColumn {
-                file: self.file.clone(),
-                column: name.to_owned(),
-            })
+        find_column(&self.file, &self.header, name)
     }
 
     fn col_name(&self, idx: usize) -> String {
@@ -525,4 +519,15 @@ pub fn read_synth_manifest(path: &Path) -> Result<Manifest> {
         scale: Scale::one_to_five(),
         entries,
     })
+}
+
+/// The index of column `name` in `header`, or [`DataError::MissingColumn`] naming `file` (CSV and xlsx readers).
+pub(crate) fn find_column(file: &Path, header: &[String], name: &str) -> Result<usize> {
+    header
+        .iter()
+        .position(|h| h == name)
+        .ok_or_else(|| DataError::MissingColumn {
+            file: file.to_path_buf(),
+            column: name.to_owned(),
+        })
 }

@@ -77,13 +77,7 @@ impl Sheet {
     }
 
     fn column(&self, name: &str) -> Result<usize> {
-        self.header
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| DataError::MissingColumn {
-                file: self.file.clone(),
-                column: name.to_owned(),
-            })
+        crate::manifest::find_column(&self.file, &self.header, name)
     }
 
     fn parse_err(&self, row: usize, idx: usize, message: String) -> DataError {

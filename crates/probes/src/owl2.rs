@@ -14,6 +14,15 @@ use crate::lens::{LensConfig, LensResult, logit_lens};
 /// The conclusion appended after a generated description before asking for the quality word.
 pub const CONCLUSION_PROMPT: &str = " Therefore, the quality of the image is";
 
+/// Q-Align's level words with their token ids, as the lens and trajectories take them.
+///
+/// # Errors
+/// A level word that is not a single token.
+pub fn qalign_levels(m: &Owl2) -> Result<Vec<(String, u32)>> {
+    let scorer = biqa_model::Scorer::new(&m.tokenizer, ScoringPrompt::Qalign, None)?;
+    Ok(scorer.words.into_iter().zip(scorer.ids).collect())
+}
+
 /// The logit lens at the last position of the Q-Align prompt for one image (the position whose next token is the
 /// quality word).
 ///
