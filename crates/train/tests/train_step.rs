@@ -1,0 +1,489 @@
+//! Loss, gradients and AdamW against the original mPLUG-Owl2 training code (`tests/fixtures/train-step`), in the
+//! fixture README's recommended order, with its tolerances:
+//! the CE formulas from the stored logits; AdamW alone from the stored gradients; the full forward and backward
+//! (`loss.a`, `grad1/*`, every parameter's gradient norm, the global norm, the exact zeros); two optimiser steps;
+//! the label-smoothed gradient; the frozen-vision run.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, ensure};
+use biqa_data::{ConversationRecord, Turn};
+use biqa_train::batch::{ExpandedBatch, collate, expand, pad_id};
+use biqa_train::conversation::{TokenizeOptions, tokenize_record};
+use biqa_train::optim::{AdamW, AdamWConfig, DecayExclusion, global_grad_norm};
+use biqa_train::params::{FlatGrad, ParamInfo, collect_grads, param_infos, param_values};
+use biqa_train::{ModelAssets, Owl2Train, label_smoothed_nll};
+use burn::module::{Module, ParamId};
+use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors};
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+fn model_dir() -> PathBuf {
+    fixtures().join("tiny-owl2")
+}
+
+/// Every f32 tensor of the fixture (and the int64 ones as f32), by name.
+fn expected() -> Result<HashMap<String, (Vec<usize>, Vec<f32>)>> {
+    let path = fixtures().join("train-step/train_step.safetensors");
+    let bytes = std::fs::read(&path).with_context(|| path.display().to_string())?;
+    let st = SafeTensors::deserialize(&bytes)?;
+    let mut out = HashMap::new();
+    for (name, view) in st.tensors() {
+        let values: Vec<f32> = match view.dtype() {
+            Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            Dtype::I64 => view
+                .data()
+                .chunks_exact(8)
+                .map(|c| {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(c);
+                    i64::from_le_bytes(b) as f32
+                })
+                .collect(),
+            _ => continue,
+        };
+        out.insert(name, (view.shape().to_vec(), values));
+    }
+    Ok(out)
+}
+
+fn results() -> Result<Value> {
+    let path = fixtures().join("train-step/index.json");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    Ok(v["results"].clone())
+}
+
+fn get<'a>(e: &'a HashMap<String, (Vec<usize>, Vec<f32>)>, name: &str) -> Result<&'a [f32]> {
+    e.get(name)
+        .map(|(_, v)| v.as_slice())
+        .ok_or_else(|| anyhow!("fixture tensor {name} missing"))
+}
+
+fn scalar(e: &HashMap<String, (Vec<usize>, Vec<f32>)>, name: &str) -> Result<f64> {
+    Ok(f64::from(get(e, name)?[0]))
+}
+
+fn host(t: Tensor<1>) -> Result<Vec<f32>> {
+    t.into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow!("{e:?}"))
+}
+
+fn rel_close(got: f64, want: f64, rel: f64, what: &str) -> Result<()> {
+    ensure!(
+        (got - want).abs() <= rel * want.abs(),
+        "{what}: got {got}, want {want} (relative tolerance {rel})"
+    );
+    Ok(())
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn turn(from: &str, value: &str) -> Turn {
+    Turn {
+        from: from.into(),
+        value: value.into(),
+    }
+}
+
+/// The fixture's batch: `--version v1`, `[single_image, text_only]`, expanded with 9 image tokens.
+fn fixture_batch(assets: &ModelAssets) -> Result<ExpandedBatch> {
+    let options = TokenizeOptions {
+        image_folder: Some(model_dir().join("images")),
+        ..TokenizeOptions::default()
+    };
+    let single = ConversationRecord {
+        id: "single_image".into(),
+        image: Some("astronaut_96x96.png".into()),
+        conversations: vec![
+            turn("human", "How would you rate the quality of this image?\n<|image|>"),
+            turn("gpt", "The quality of the image is poor."),
+        ],
+        gt_score: None,
+    };
+    let text = ConversationRecord {
+        id: "text_only".into(),
+        image: None,
+        conversations: vec![
+            turn(
+                "human",
+                "The image is a sharp photo of a cup of coffee on a table. The colors are vivid, the exposure is \
+                 good and there is no visible noise. How would you rate the quality of this image?",
+            ),
+            turn("gpt", "The quality of the image is good."),
+        ],
+        gt_score: None,
+    };
+    let tok = &assets.tokenizer;
+    let a = tokenize_record(tok, &single, 0, &options)?;
+    let b = tokenize_record(tok, &text, 1, &options)?;
+    let batch = collate([&a, &b], pad_id(tok), options.model_max_length)?;
+    Ok(expand(&batch, 9)?)
+}
+
+fn pixels(assets: &ModelAssets, batch: &ExpandedBatch, device: &Device) -> Result<Tensor<4>> {
+    let p = assets
+        .preprocessor
+        .as_ref()
+        .ok_or_else(|| anyhow!("no preprocessor"))?;
+    Ok(p.preprocess_paths(&batch.images)?.to_tensor(device))
+}
+
+/// Parameter infos by checkpoint name.
+fn by_name(model: &Owl2Train) -> BTreeMap<String, ParamInfo> {
+    param_infos(model)
+        .into_iter()
+        .map(|p| (p.name.clone(), p))
+        .collect()
+}
+
+/// A gradient or value in the checkpoint's layout.
+fn ckpt_values(info: &ParamInfo, flat: &[f32]) -> Vec<f32> {
+    info.layout.to_checkpoint(flat, &info.shape).1
+}
+
+const SELECTED: [&str; 11] = [
+    "model.embed_tokens.weight",
+    "model.layers.0.self_attn.q_proj.weight",
+    "model.layers.0.self_attn.k_proj.multiway.0.weight",
+    "model.layers.0.self_attn.k_proj.multiway.1.weight",
+    "model.layers.1.mlp.down_proj.weight",
+    "lm_head.weight",
+    "model.visual_abstractor.query_embeds",
+    "model.visual_abstractor.visual_fc.weight",
+    "model.visual_abstractor.visual_fc.bias",
+    "model.vision_model.embeddings.patch_embed.weight",
+    "model.visual_abstractor.vit_eos",
+];
+
+const SMALL: [&str; 3] = [
+    "model.visual_abstractor.vit_eos",
+    "model.visual_abstractor.visual_fc.bias",
+    "model.visual_abstractor.query_embeds",
+];
+
+fn fixture_adamw() -> AdamW {
+    AdamW::new(AdamWConfig {
+        beta1: 0.9,
+        beta2: 0.98,
+        eps: 1e-6,
+        weight_decay: 0.01,
+        decay_exclusion: DecayExclusion::None,
+    })
+}
+
+#[test]
+fn parameter_names_are_the_checkpoint_names() -> Result<()> {
+    let (model, _) = Owl2Train::from_dir(model_dir(), &Device::flex())?;
+    let names: Vec<String> = param_infos(&model).into_iter().map(|p| p.name).collect();
+    let results = results()?;
+    let per_param = results["per_param_grad_norm"]
+        .as_object()
+        .ok_or_else(|| anyhow!("per_param_grad_norm"))?;
+    let mut want: Vec<&String> = per_param.keys().collect();
+    let mut got: Vec<&String> = names.iter().collect();
+    want.sort();
+    got.sort();
+    ensure!(got == want, "parameter names differ:\n{got:?}\n{want:?}");
+    ensure!(names.len() == 108);
+    Ok(())
+}
+
+#[test]
+fn cross_entropy_formulas_from_the_stored_logits() -> Result<()> {
+    let e = expected()?;
+    let (shape, logits) = e
+        .get("sup.logits")
+        .ok_or_else(|| anyhow!("sup.logits"))?
+        .clone();
+    let targets: Vec<u32> = get(&e, "sup.targets")?.iter().map(|&t| t as u32).collect();
+    let device = Device::flex();
+    let t = Tensor::<2>::from_data(TensorData::new(logits, [shape[0], shape[1]]), &device);
+    let a = host(label_smoothed_nll(t.clone(), &targets, 0.0)?)?[0];
+    let b = host(label_smoothed_nll(t, &targets, 0.1)?)?[0];
+    rel_close(f64::from(a), scalar(&e, "loss.a_plain_ce")?, 1e-5, "loss a")?;
+    rel_close(f64::from(b), scalar(&e, "loss.b_label_smoothing_0.1")?, 1e-5, "loss b")?;
+    Ok(())
+}
+
+#[test]
+fn adamw_alone_from_the_stored_gradients() -> Result<()> {
+    let e = expected()?;
+    let (model, _) = Owl2Train::from_dir(model_dir(), &Device::flex())?;
+    let infos = by_name(&model);
+    let before = param_values(&model);
+    let mut grads: HashMap<ParamId, FlatGrad> = HashMap::new();
+    for name in SELECTED {
+        let info = &infos[name];
+        let g = info
+            .layout
+            .from_checkpoint(&stored_grad(&e, &format!("grad1/{name}"), info)?, &info.shape);
+        grads.insert(info.id, Tensor::from_data(TensorData::new(g, [info.numel]), &Device::flex()));
+    }
+    let mut opt = fixture_adamw();
+    let model = opt.step(model, 1e-3, &grads);
+    let after = param_values(&model);
+    check_values(&e, &infos, &after, "step1", &SELECTED, 3e-7)?;
+    // Embedding rows without a gradient are only decayed: w0 · f32(1 − lr·wd), exactly.
+    let emb = &infos["model.embed_tokens.weight"];
+    let rows: Vec<usize> = get(&e, "embed_rows")?.iter().map(|&r| r as usize).collect();
+    let (w0, w1) = (host(before[&emb.id].clone())?, host(after[&emb.id].clone())?);
+    let h = emb.shape[1];
+    let f = (1.0f64 - 1e-3 * 0.01) as f32;
+    for r in (0..emb.shape[0]).filter(|r| !rows.contains(r)) {
+        for j in r * h..(r + 1) * h {
+            ensure!(w1[j] == w0[j] * f, "embed row {r}: only decayed, exactly");
+        }
+    }
+    // Parameters without a gradient are untouched (no weight decay either).
+    for info in infos.values().filter(|i| !SELECTED.contains(&i.name.as_str())) {
+        ensure!(
+            host(after[&info.id].clone())? == host(before[&info.id].clone())?,
+            "{} changed without a gradient",
+            info.name
+        );
+    }
+    for name in SMALL {
+        let st = &opt.states[&infos[name].id];
+        let m = ckpt_values(&infos[name], &host(st.exp_avg.clone())?);
+        let v = ckpt_values(&infos[name], &host(st.exp_avg_sq.clone())?);
+        for (got, key) in [(m, "adam1.exp_avg"), (v, "adam1.exp_avg_sq")] {
+            let want = get(&e, &format!("{key}/{name}"))?;
+            for (g, w) in got.iter().zip(want) {
+                ensure!((g - w).abs() <= 1e-6 * w.abs().max(1e-30), "{key}/{name}: {g} vs {w}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Forward + backward on the autodiff device: (loss, grads by id, supervised logits).
+fn forward_backward(
+    model: &Owl2Train,
+    assets: &ModelAssets,
+    batch: &ExpandedBatch,
+    epsilon: f64,
+) -> Result<(f64, HashMap<ParamId, FlatGrad>, Vec<f32>)> {
+    let device = model.llm.device();
+    let px = pixels(assets, batch, &device)?;
+    let out = model.forward_loss(batch, Some(px), epsilon)?;
+    let loss = f64::from(host(out.loss.clone().inner())?[0]);
+    let mut g = out.loss.backward();
+    let grads = collect_grads(model, &mut g);
+    let n = out.tokens;
+    let v = out.logits.dims()[1];
+    let logits = host(out.logits.inner().reshape([n * v]))?;
+    Ok((loss, grads, logits))
+}
+
+/// A stored gradient in the checkpoint layout, whole: `grad1/model.embed_tokens.weight` holds only the rows in
+/// `embed_rows`, every other row is exactly 0.
+fn stored_grad(
+    e: &HashMap<String, (Vec<usize>, Vec<f32>)>,
+    key: &str,
+    info: &ParamInfo,
+) -> Result<Vec<f32>> {
+    let stored = get(e, key)?;
+    if stored.len() == info.numel {
+        return Ok(stored.to_vec());
+    }
+    let rows: Vec<usize> = get(e, "embed_rows")?.iter().map(|&r| r as usize).collect();
+    let h = info.shape[1];
+    ensure!(stored.len() == rows.len() * h, "{key}: unexpected size");
+    let mut full = vec![0.0; info.numel];
+    for (i, r) in rows.iter().enumerate() {
+        full[r * h..(r + 1) * h].copy_from_slice(&stored[i * h..(i + 1) * h]);
+    }
+    Ok(full)
+}
+
+/// Our whole value (checkpoint layout) cut to what the fixture stores under `key` (the `embed_rows` rows of the
+/// embedding, everything otherwise).
+fn as_stored(
+    e: &HashMap<String, (Vec<usize>, Vec<f32>)>,
+    key: &str,
+    info: &ParamInfo,
+    ours: Vec<f32>,
+) -> Result<Vec<f32>> {
+    if get(e, key)?.len() == ours.len() {
+        return Ok(ours);
+    }
+    let rows: Vec<usize> = get(e, "embed_rows")?.iter().map(|&r| r as usize).collect();
+    let h = info.shape[1];
+    Ok(rows
+        .iter()
+        .flat_map(|r| ours[r * h..(r + 1) * h].iter().copied())
+        .collect())
+}
+
+/// Compares the parameters in `names` after a step with the fixture's `{prefix}/{name}`.
+fn check_values(
+    e: &HashMap<String, (Vec<usize>, Vec<f32>)>,
+    infos: &BTreeMap<String, ParamInfo>,
+    values: &HashMap<ParamId, Tensor<1>>,
+    prefix: &str,
+    names: &[&str],
+    tol: f32,
+) -> Result<()> {
+    for name in names {
+        let info = &infos[*name];
+        let key = format!("{prefix}/{name}");
+        let got = as_stored(e, &key, info, ckpt_values(info, &host(values[&info.id].clone())?))?;
+        let d = max_abs_diff(&got, get(e, &key)?);
+        ensure!(d <= tol, "{key} differs by {d}");
+    }
+    Ok(())
+}
+
+fn check_grads(
+    e: &HashMap<String, (Vec<usize>, Vec<f32>)>,
+    infos: &BTreeMap<String, ParamInfo>,
+    grads: &HashMap<ParamId, FlatGrad>,
+    prefix: &str,
+    names: &[&str],
+) -> Result<()> {
+    for name in names {
+        let info = &infos[*name];
+        let g = grads
+            .get(&info.id)
+            .ok_or_else(|| anyhow!("{name} has no gradient"))?;
+        let got = ckpt_values(info, &host(g.clone())?);
+        let want = &stored_grad(e, &format!("{prefix}/{name}"), info)?;
+        let max_ref = want.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let tol = (1e-4 * max_ref).max(1e-5);
+        let d = max_abs_diff(&got, want);
+        ensure!(d <= tol, "{prefix}/{name}: max |Δ| {d} > {tol}");
+    }
+    Ok(())
+}
+
+#[test]
+fn full_forward_backward_and_two_adamw_steps() -> Result<()> {
+    let e = expected()?;
+    let results = results()?;
+    let device = Device::flex().autodiff();
+    let (model, assets) = Owl2Train::from_dir(model_dir(), &device)?;
+    let batch = fixture_batch(&assets)?;
+    let infos = by_name(&model);
+
+    // The batch's image is the fixture's pixels exactly.
+    let px = pixels(&assets, &batch, &Device::flex())?;
+    let px: Vec<f32> = px.into_data().try_to_vec::<f32>().map_err(|e| anyhow!("{e:?}"))?;
+    ensure!(px == get(&e, "batch.images_row0")?, "pixels differ");
+
+    // Step 1: loss (a), supervised logits, gradients.
+    let (loss, grads, logits) = forward_backward(&model, &assets, &batch, 0.0)?;
+    rel_close(loss, scalar(&e, "loss.a_plain_ce")?, 1e-5, "loss a")?;
+    let d = max_abs_diff(&logits, get(&e, "sup.logits")?);
+    ensure!(d <= 1e-4, "sup.logits differ by {d}");
+    check_grads(&e, &infos, &grads, "grad1", &SELECTED)?;
+    rel_close(global_grad_norm(&grads), scalar(&e, "grad_norm.step1")?, 1e-5, "grad norm 1")?;
+    let per_param = results["per_param_grad_norm"]
+        .as_object()
+        .ok_or_else(|| anyhow!("per_param_grad_norm"))?;
+    ensure!(grads.len() == 108, "{} gradients", grads.len());
+    for (name, norms) in per_param {
+        let want = norms[0].as_f64().ok_or_else(|| anyhow!("{name}"))?;
+        let g = host(grads[&infos[name].id].clone())?;
+        let got = g.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+        if want == 0.0 {
+            ensure!(g.iter().all(|&x| x == 0.0), "{name}: the gradient must be exactly 0");
+        } else {
+            // Mathematically zero gradients (the abstractor's key bias shifts every score of a query
+            // equally) are rounding noise of ~1e-9 in both implementations: an absolute floor.
+            ensure!(
+                (got - want).abs() <= 1e-4 * want + 1e-6,
+                "grad norm of {name}: got {got}, want {want}"
+            );
+        }
+    }
+    // Embedding rows outside the batch, and row 0 (pad), get exactly 0.
+    let rows: Vec<usize> = get(&e, "embed_rows")?.iter().map(|&r| r as usize).collect();
+    let emb = &infos["model.embed_tokens.weight"];
+    let g = host(grads[&emb.id].clone())?;
+    let h = emb.shape[1];
+    for r in 0..emb.shape[0] {
+        if r == 0 || !rows.contains(&r) {
+            ensure!(g[r * h..(r + 1) * h].iter().all(|&x| x == 0.0), "embed row {r} has a gradient");
+        }
+    }
+
+    // Step 1 of AdamW, then the forward of step 2.
+    let mut opt = fixture_adamw();
+    let model = opt.step(model, 1e-3, &grads);
+    check_values(&e, &infos, &param_values(&model), "step1", &SELECTED, 1e-4)?;
+    let (loss2, grads2, _) = forward_backward(&model, &assets, &batch, 0.0)?;
+    rel_close(loss2, scalar(&e, "loss.after_step1")?, 1e-5, "loss after step 1")?;
+    rel_close(global_grad_norm(&grads2), scalar(&e, "grad_norm.step2")?, 1e-5, "grad norm 2")?;
+    check_grads(&e, &infos, &grads2, "grad2", &SMALL)?;
+    let model = opt.step(model, 1e-3, &grads2);
+    check_values(&e, &infos, &param_values(&model), "step2", &SELECTED, 1e-4)?;
+    for name in SMALL {
+        let st = &opt.states[&infos[name].id];
+        ensure!(st.step == 2);
+        let m = ckpt_values(&infos[name], &host(st.exp_avg.clone())?);
+        let d = max_abs_diff(&m, get(&e, &format!("adam2.exp_avg/{name}"))?);
+        ensure!(d <= 1e-6, "adam2.exp_avg/{name} differs by {d}");
+    }
+    let (loss3, _, _) = forward_backward(&model, &assets, &batch, 0.0)?;
+    rel_close(loss3, scalar(&e, "loss.after_step2")?, 1e-5, "loss after step 2")?;
+    Ok(())
+}
+
+#[test]
+fn label_smoothed_gradient_and_frozen_vision() -> Result<()> {
+    let e = expected()?;
+    let device = Device::flex().autodiff();
+    let (model, assets) = Owl2Train::from_dir(model_dir(), &device)?;
+    let batch = fixture_batch(&assets)?;
+    let infos = by_name(&model);
+
+    let (loss_b, grads_b, _) = forward_backward(&model, &assets, &batch, 0.1)?;
+    rel_close(loss_b, scalar(&e, "loss.b_label_smoothing_0.1")?, 1e-5, "loss b")?;
+    check_grads(&e, &infos, &grads_b, "ls_grad1", &SMALL)?;
+    let want = results()?["loss_b_backward_grad_norm"]
+        .as_f64()
+        .ok_or_else(|| anyhow!("loss_b_backward_grad_norm"))?;
+    rel_close(global_grad_norm(&grads_b), want, 1e-5, "grad norm of loss b")?;
+
+    // Frozen vision tower: 31 parameters without gradients, bit-identical after the step.
+    let mut model = model;
+    model.vision_model = model.vision_model.map(Module::no_grad);
+    let before = param_values(&model);
+    let (loss, grads, _) = forward_backward(&model, &assets, &batch, 0.0)?;
+    rel_close(loss, scalar(&e, "loss.a_plain_ce")?, 1e-5, "frozen loss")?;
+    ensure!(grads.len() == 77, "{} gradients with the tower frozen", grads.len());
+    rel_close(global_grad_norm(&grads), scalar(&e, "grad_norm.frozen_step1")?, 1e-5, "frozen norm")?;
+    check_grads(&e, &infos, &grads, "frozen_grad1", &SMALL)?;
+    let mut opt = fixture_adamw();
+    let model = opt.step(model, 1e-3, &grads);
+    let after = param_values(&model);
+    let mut frozen = 0;
+    for info in infos.values() {
+        if info.name.starts_with("model.vision_model.") {
+            frozen += 1;
+            ensure!(
+                host(after[&info.id].clone())? == host(before[&info.id].clone())?,
+                "{} changed while frozen",
+                info.name
+            );
+        }
+    }
+    ensure!(frozen == 31);
+    check_values(&e, &infos, &after, "frozen_step1", &SMALL, 1e-4)?;
+    Ok(())
+}
