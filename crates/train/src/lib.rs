@@ -17,6 +17,7 @@ pub mod loss;
 pub mod model;
 pub mod optim;
 pub mod params;
+pub mod policy;
 
 pub use batch::{Batch, ExpandedBatch, Segment, collate, expand, pad_id};
 pub use conversation::{
@@ -27,4 +28,5 @@ pub use error::{Result, TrainError};
 pub use loss::label_smoothed_nll;
 pub use model::{ModelAssets, Owl2Train, TrainOutput, merge_lora};
 pub use optim::{AdamW, AdamWConfig, DecayExclusion, Schedule, clip_grad_norm, global_grad_norm};
+pub use policy::{LoraConfig, ParamCounts, TrainablePolicy};
 pub use params::{ParamInfo, ParamLayout, param_infos, trainable_count};

@@ -177,10 +177,10 @@ impl Owl2Train {
         epsilon: f64,
     ) -> Result<TrainOutput> {
         let images = match pixels {
-            Some(p) if batch.images.len() > 0 => Some(self.encode_images(p)?),
+            Some(p) if !batch.images.is_empty() => Some(self.encode_images(p)?),
             _ => None,
         };
-        if batch.images.len() > 0 && images.is_none() {
+        if !batch.images.is_empty() && images.is_none() {
             return Err(TrainError::Input(format!(
                 "the batch has {} image slot(s) but no pixels",
                 batch.images.len()

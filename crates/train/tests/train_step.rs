@@ -19,6 +19,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 
+/// Fixture tensors by name: (shape, values as f32).
+type Tensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
 }
@@ -28,7 +31,7 @@ fn model_dir() -> PathBuf {
 }
 
 /// Every f32 tensor of the fixture (and the int64 ones as f32), by name.
-fn expected() -> Result<HashMap<String, (Vec<usize>, Vec<f32>)>> {
+fn expected() -> Result<Tensors> {
     let path = fixtures().join("train-step/train_step.safetensors");
     let bytes = std::fs::read(&path).with_context(|| path.display().to_string())?;
     let st = SafeTensors::deserialize(&bytes)?;
@@ -62,13 +65,13 @@ fn results() -> Result<Value> {
     Ok(v["results"].clone())
 }
 
-fn get<'a>(e: &'a HashMap<String, (Vec<usize>, Vec<f32>)>, name: &str) -> Result<&'a [f32]> {
+fn get<'a>(e: &'a Tensors, name: &str) -> Result<&'a [f32]> {
     e.get(name)
         .map(|(_, v)| v.as_slice())
         .ok_or_else(|| anyhow!("fixture tensor {name} missing"))
 }
 
-fn scalar(e: &HashMap<String, (Vec<usize>, Vec<f32>)>, name: &str) -> Result<f64> {
+fn scalar(e: &Tensors, name: &str) -> Result<f64> {
     Ok(f64::from(get(e, name)?[0]))
 }
 
@@ -293,7 +296,7 @@ fn forward_backward(
 /// A stored gradient in the checkpoint layout, whole: `grad1/model.embed_tokens.weight` holds only the rows in
 /// `embed_rows`, every other row is exactly 0.
 fn stored_grad(
-    e: &HashMap<String, (Vec<usize>, Vec<f32>)>,
+    e: &Tensors,
     key: &str,
     info: &ParamInfo,
 ) -> Result<Vec<f32>> {
@@ -314,7 +317,7 @@ fn stored_grad(
 /// Our whole value (checkpoint layout) cut to what the fixture stores under `key` (the `embed_rows` rows of the
 /// embedding, everything otherwise).
 fn as_stored(
-    e: &HashMap<String, (Vec<usize>, Vec<f32>)>,
+    e: &Tensors,
     key: &str,
     info: &ParamInfo,
     ours: Vec<f32>,
@@ -332,7 +335,7 @@ fn as_stored(
 
 /// Compares the parameters in `names` after a step with the fixture's `{prefix}/{name}`.
 fn check_values(
-    e: &HashMap<String, (Vec<usize>, Vec<f32>)>,
+    e: &Tensors,
     infos: &BTreeMap<String, ParamInfo>,
     values: &HashMap<ParamId, Tensor<1>>,
     prefix: &str,
@@ -350,7 +353,7 @@ fn check_values(
 }
 
 fn check_grads(
-    e: &HashMap<String, (Vec<usize>, Vec<f32>)>,
+    e: &Tensors,
     infos: &BTreeMap<String, ParamInfo>,
     grads: &HashMap<ParamId, FlatGrad>,
     prefix: &str,

@@ -1,0 +1,249 @@
+//! Which parameters train: freezing the vision tower, the abstractor or the LLM, and LoRA adapters on target
+//! modules chosen by name, as the released scripts configure them.
+
+use biqa_decoder::LlamaConfig;
+use biqa_vision::{AbstractorConfig, VisionConfig};
+use burn::module::{Lora, Module, ParamGroup, ParamId};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+use crate::model::Owl2Train;
+use crate::params::{ParamInfo, param_infos};
+
+/// LoRA adapters (PEFT semantics for the targets: a module is adapted when its name equals a target or ends with
+/// `.` + target; only the LLM's linear layers are candidates, as in `find_all_linear_names`, which skips the
+/// vision tower and the abstractor).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoraConfig {
+    /// Rank r.
+    pub rank: usize,
+    /// α; the update is scaled by α / r.
+    pub alpha: f64,
+    /// Dropout on the adapter's input. Only 0 is supported: burn's LoRA is a weight reparameterisation
+    /// (`W + (α/r)·A·B`), which has no separate adapter input to drop.
+    pub dropout: f64,
+    /// Target module name suffixes.
+    pub targets: Vec<String>,
+}
+
+impl Default for LoraConfig {
+    /// Q-Align's LoRA: r = 128, α = 256, targets `q_proj` and `v_proj.multiway.1` (the image-branch value).
+    fn default() -> Self {
+        Self {
+            rank: 128,
+            alpha: 256.0,
+            dropout: 0.0,
+            targets: vec!["q_proj".into(), "v_proj.multiway.1".into()],
+        }
+    }
+}
+
+impl LoraConfig {
+    /// Whether the module named `module` (a checkpoint name without `.weight`) is a target.
+    pub fn targets(&self, module: &str) -> bool {
+        self.targets
+            .iter()
+            .any(|t| module == t || module.ends_with(&format!(".{t}")))
+    }
+}
+
+/// Which parameters train.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainablePolicy {
+    /// Freeze `model.vision_model` (mPLUG-Owl2 SFT: `--freeze_vision_model True`).
+    pub freeze_vision: bool,
+    /// Freeze `model.visual_abstractor` (`--tune_visual_abstractor False`).
+    pub freeze_abstractor: bool,
+    /// Freeze the LLM's own weights (implied by LoRA for the LLM).
+    pub freeze_llm: bool,
+    /// LoRA on the LLM: everything else of the LLM is frozen, the adapters train.
+    pub lora: Option<LoraConfig>,
+}
+
+impl TrainablePolicy {
+    /// Q-Align's LoRA recipe: LoRA (r 128, α 256) on `q_proj` + `v_proj.multiway.1`, the abstractor trained, the
+    /// vision tower frozen (about 149 M trainable parameters for the 7B model).
+    pub fn qalign_lora() -> Self {
+        Self {
+            freeze_vision: true,
+            freeze_abstractor: false,
+            freeze_llm: true,
+            lora: Some(LoraConfig::default()),
+        }
+    }
+
+    fn part(name: &str) -> Part {
+        if name.starts_with("model.vision_model.") {
+            Part::Vision
+        } else if name.starts_with("model.visual_abstractor.") {
+            Part::Abstractor
+        } else {
+            Part::Llm
+        }
+    }
+
+    /// Whether the parameter named `name` (base weights; not LoRA factors) stays trainable.
+    fn trains(&self, name: &str) -> bool {
+        match Self::part(name) {
+            Part::Vision => !self.freeze_vision,
+            Part::Abstractor => !self.freeze_abstractor,
+            Part::Llm => !self.freeze_llm && self.lora.is_none(),
+        }
+    }
+
+    /// Applies the policy to a freshly loaded model: LoRA adapters first (burn freezes every base parameter when
+    /// attaching them), then every base parameter's trainability set as the policy says.
+    ///
+    /// # Errors
+    /// LoRA dropout other than 0, a rank of 0, or targets that match no LLM linear layer.
+    pub fn apply(&self, model: Owl2Train) -> Result<Owl2Train> {
+        let infos = param_infos(&model);
+        let mut model = model;
+        if let Some(lora) = &self.lora {
+            if lora.dropout != 0.0 {
+                return Err(TrainError::Input(format!(
+                    "LoRA dropout {} is not supported: burn's LoRA is a weight reparameterisation (W + (α/r)·A·B), \
+                     set dropout = 0",
+                    lora.dropout
+                )));
+            }
+            if lora.rank == 0 {
+                return Err(TrainError::Input("LoRA rank must be at least 1".into()));
+            }
+            let targets: Vec<ParamId> = infos
+                .iter()
+                .filter(|p| lora_candidate(p) && lora.targets(module_name(&p.name)))
+                .map(|p| p.id)
+                .collect();
+            if targets.is_empty() {
+                return Err(TrainError::Input(format!(
+                    "the LoRA targets {:?} match no linear layer of the LLM",
+                    lora.targets
+                )));
+            }
+            model = model.apply_lora(
+                Lora::new(lora.rank, lora.alpha).set_param_group(ParamGroup::from_ids(targets)),
+            );
+        }
+        let (train, freeze): (Vec<&ParamInfo>, Vec<&ParamInfo>) =
+            infos.iter().partition(|p| self.trains(&p.name));
+        let ids = |v: Vec<&ParamInfo>| ParamGroup::from_ids(v.iter().map(|p| p.id).collect());
+        Ok(model
+            .set_require_grad_group(ids(freeze), false)
+            .set_require_grad_group(ids(train), true))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Vision,
+    Abstractor,
+    Llm,
+}
+
+/// `…q_proj.weight` → `…q_proj`.
+fn module_name(name: &str) -> &str {
+    name.strip_suffix(".weight").unwrap_or(name)
+}
+
+/// An LLM `Linear` weight (PEFT adapts `nn.Linear` modules; `find_all_linear_names` skips the vision half and
+/// `lm_head`).
+fn lora_candidate(p: &ParamInfo) -> bool {
+    p.layout == crate::params::ParamLayout::Transposed
+        && p.name.starts_with("model.layers.")
+        && p.name.ends_with(".weight")
+}
+
+/// Parameter counts by part, computed from the configs (no tensor is allocated), for the 7B presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ParamCounts {
+    /// The vision tower.
+    pub vision: usize,
+    /// The abstractor.
+    pub abstractor: usize,
+    /// The LLM.
+    pub llm: usize,
+    /// LoRA factors.
+    pub lora: usize,
+    /// Trainable under the policy.
+    pub trainable: usize,
+}
+
+impl ParamCounts {
+    /// Counts for mPLUG-Owl2 configs under `policy` (LoRA targets resolved against the LLM's linear layers:
+    /// `q_proj`, `k_proj`/`v_proj` per branch, `o_proj`, `gate_proj`, `up_proj`, `down_proj`).
+    pub fn of(
+        llm: &LlamaConfig,
+        vision: &VisionConfig,
+        abstractor: &AbstractorConfig,
+        modalities: usize,
+        policy: &TrainablePolicy,
+    ) -> Self {
+        let (h, i) = (llm.hidden_size, llm.intermediate_size);
+        let kv = llm.num_kv_heads * llm.head_dim;
+        let q = llm.num_heads * llm.head_dim;
+        let mut linears: Vec<(String, usize, usize)> = vec![
+            ("q_proj".into(), h, q),
+            ("o_proj".into(), q, h),
+            ("gate_proj".into(), h, i),
+            ("up_proj".into(), h, i),
+            ("down_proj".into(), i, h),
+        ];
+        for m in 0..modalities {
+            linears.push((format!("k_proj.multiway.{m}"), h, kv));
+            linears.push((format!("v_proj.multiway.{m}"), h, kv));
+        }
+        let per_layer: usize =
+            linears.iter().map(|(_, a, b)| a * b).sum::<usize>() + 2 * modalities * h;
+        let head = if llm.tie_word_embeddings { 0 } else { h * llm.vocab_size };
+        let llm_total = llm.vocab_size * h + llm.num_layers * per_layer + h + head;
+        let lora = policy.lora.as_ref().map_or(0, |l| {
+            llm.num_layers
+                * linears
+                    .iter()
+                    .filter(|(n, _, _)| l.targets(&format!("model.layers.0.self_attn.{n}")) || l.targets(&format!("model.layers.0.mlp.{n}")))
+                    .map(|(_, a, b)| l.rank * (a + b))
+                    .sum::<usize>()
+        });
+        let (d, p, c) = (vision.hidden_size, vision.patch_size, vision.num_channels);
+        let s = vision.seq_len();
+        let vi = vision.intermediate_size;
+        let vision_total = d * c * p * p
+            + d
+            + s * d
+            + 2 * d
+            + vision.num_layers * (2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * vi + vi) + (vi * d + d))
+            + 2 * d;
+        let (ad, ai) = (abstractor.hidden_size, abstractor.intermediate_size);
+        let abstractor_total = abstractor.num_queries * ad
+            + abstractor.num_layers
+                * (2 * 2 * ad
+                    + 3 * (ad * ad + ad)
+                    + (ad * ad + ad)
+                    + 2 * ad
+                    + 2 * (ad * ai + ai)
+                    + (ai * ad + ad)
+                    + 2 * ai)
+            + (ad * h + h)
+            + h;
+        let mut trainable = lora;
+        if !policy.freeze_vision {
+            trainable += vision_total;
+        }
+        if !policy.freeze_abstractor {
+            trainable += abstractor_total;
+        }
+        if !policy.freeze_llm && policy.lora.is_none() {
+            trainable += llm_total;
+        }
+        Self {
+            vision: vision_total,
+            abstractor: abstractor_total,
+            llm: llm_total,
+            lora,
+            trainable,
+        }
+    }
+}
