@@ -11,6 +11,8 @@
 #![forbid(unsafe_code)]
 
 pub mod batch;
+pub mod checkpoint;
+pub mod config;
 pub mod conversation;
 pub mod error;
 pub mod loss;
@@ -18,6 +20,8 @@ pub mod model;
 pub mod optim;
 pub mod params;
 pub mod policy;
+pub mod recipe;
+pub mod trainer;
 
 pub use batch::{Batch, ExpandedBatch, Segment, collate, expand, pad_id};
 pub use conversation::{
@@ -28,5 +32,8 @@ pub use error::{Result, TrainError};
 pub use loss::label_smoothed_nll;
 pub use model::{ModelAssets, Owl2Train, TrainOutput, merge_lora};
 pub use optim::{AdamW, AdamWConfig, DecayExclusion, Schedule, clip_grad_norm, global_grad_norm};
+pub use config::{DataConfig, EvalConfig, TrainConfig};
+pub use recipe::{Recipe, StageKind, split_answer, two_stage_records};
+pub use trainer::{EvalLog, Observer, Silent, StepLog, TrainReport, evaluate, latest_checkpoint, train};
 pub use policy::{LoraConfig, ParamCounts, TrainablePolicy};
 pub use params::{ParamInfo, ParamLayout, param_infos, trainable_count};

@@ -1,0 +1,208 @@
+//! The training configuration (`train.toml`).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::conversation::{MaskingVariant, Template};
+use crate::error::{Result, TrainError};
+use crate::optim::{AdamWConfig, Schedule};
+use crate::policy::TrainablePolicy;
+use crate::recipe::Recipe;
+
+/// Where the conversations come from. Relative paths are relative to the config file.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// One-stage records (image + question → description + conclusion). For the two-stage recipe the stages are
+    /// derived from them ([`crate::recipe::two_stage_records`]) unless `stage1` / `stage2` are given.
+    pub one_stage: Option<PathBuf>,
+    /// Stage-1 records (image → description).
+    pub stage1: Option<PathBuf>,
+    /// Stage-2 records (text-only description → conclusion).
+    pub stage2: Option<PathBuf>,
+    /// Folder the records' image paths are relative to (`--image_folder`).
+    pub image_folder: Option<PathBuf>,
+    /// The conversation template (`--version`; default `v1`, as the released scripts).
+    pub template: Template,
+    /// The label-masking code.
+    pub masking: MaskingVariant,
+    /// `model_max_length`.
+    pub model_max_length: Option<usize>,
+}
+
+/// The validation pass: Q-Align scores of held-out images against their MOS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Records with `image` (or `img_path`) and `gt_score` (Q-Align test JSON, or a `biqa synth` split file).
+    pub data: PathBuf,
+    /// Folder the image paths are relative to (default: the training `image_folder`).
+    #[serde(default)]
+    pub image_folder: Option<PathBuf>,
+    /// Evaluate every this many optimiser steps (0: only at the end of each stage).
+    #[serde(default)]
+    pub every: usize,
+    /// At most this many images (the first ones).
+    #[serde(default)]
+    pub max_images: Option<usize>,
+}
+
+/// Everything `biqa train` needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// The checkpoint directory to start from.
+    pub model: PathBuf,
+    /// The output directory (checkpoints, logs, the final model).
+    pub output: PathBuf,
+    /// The recipe and its step budgets.
+    pub recipe: Recipe,
+    /// The data.
+    #[serde(default)]
+    pub data: DataConfig,
+    /// Samples per micro-batch.
+    #[serde(default = "one")]
+    pub batch_size: usize,
+    /// Micro-batches per optimiser step.
+    #[serde(default = "one")]
+    pub grad_accumulation: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// The schedule.
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Warmup as a fraction of each stage's steps (HF `warmup_ratio`).
+    #[serde(default)]
+    pub warmup_ratio: f64,
+    /// Clip the global gradient norm to this (HF default 1.0; `None` = no clipping).
+    #[serde(default = "default_clip")]
+    pub max_grad_norm: Option<f64>,
+    /// ε of the label-smoothed NLL (0 = plain cross-entropy, what the released scripts use).
+    #[serde(default)]
+    pub label_smoothing: f64,
+    /// AdamW.
+    #[serde(default)]
+    pub optimizer: AdamWConfig,
+    /// Which parameters train.
+    #[serde(default)]
+    pub trainable: TrainablePolicy,
+    /// Seed of the data order (and of LoRA's initialisation).
+    #[serde(default)]
+    pub seed: u64,
+    /// Write a checkpoint every this many optimiser steps (0: only at the end of each stage).
+    #[serde(default)]
+    pub checkpoint_every: usize,
+    /// Keep this many most recent checkpoints.
+    #[serde(default = "two")]
+    pub keep_checkpoints: usize,
+    /// The validation pass.
+    #[serde(default)]
+    pub eval: Option<EvalConfig>,
+    /// Stop after this many optimiser steps in this process, without a final checkpoint or export, as an
+    /// interruption would (time-boxed runs, and the resume test); `--resume` continues.
+    #[serde(default)]
+    pub stop_after: Option<usize>,
+}
+
+fn one() -> usize {
+    1
+}
+fn two() -> usize {
+    2
+}
+#[allow(clippy::unnecessary_wraps)]
+fn default_clip() -> Option<f64> {
+    Some(1.0)
+}
+
+impl TrainConfig {
+    /// Reads a TOML file; relative paths in it are resolved against the file's folder.
+    ///
+    /// # Errors
+    /// An unreadable file, TOML that does not fit (the key is named), or invalid values.
+    pub fn from_toml_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config: TrainConfig = toml::from_str(&text).map_err(|e| TrainError::Data {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve(base);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Makes relative paths relative to `base`.
+    pub fn resolve(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.model);
+        fix(&mut self.output);
+        for p in [
+            &mut self.data.one_stage,
+            &mut self.data.stage1,
+            &mut self.data.stage2,
+            &mut self.data.image_folder,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            fix(p);
+        }
+        if let Some(e) = &mut self.eval {
+            fix(&mut e.data);
+            if let Some(f) = &mut e.image_folder {
+                fix(f);
+            }
+        }
+    }
+
+    /// Checks the values.
+    ///
+    /// # Errors
+    /// A zero batch size or accumulation, a non-positive learning rate, ε outside [0, 1), a stage without steps,
+    /// or missing data files for the recipe.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(TrainError::Input(m));
+        if self.batch_size == 0 || self.grad_accumulation == 0 {
+            return bad("batch_size and grad_accumulation must be at least 1".into());
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad(format!("lr must be positive, got {}", self.lr));
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return bad(format!(
+                "label_smoothing must lie in [0, 1), got {}",
+                self.label_smoothing
+            ));
+        }
+        if !(0.0..1.0).contains(&self.warmup_ratio) {
+            return bad(format!(
+                "warmup_ratio must lie in [0, 1), got {}",
+                self.warmup_ratio
+            ));
+        }
+        if self.recipe.stages().iter().any(|s| s.1 == 0) {
+            return bad("every stage needs at least one step".into());
+        }
+        let d = &self.data;
+        match self.recipe {
+            Recipe::OneStage { .. } if d.one_stage.is_none() => {
+                bad("the one-stage recipe needs data.one_stage".into())
+            }
+            Recipe::TwoStage { .. }
+                if d.one_stage.is_none() && (d.stage1.is_none() || d.stage2.is_none()) =>
+            {
+                bad("the two-stage recipe needs data.stage1 and data.stage2, or data.one_stage to derive them".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}

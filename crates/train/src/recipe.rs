@@ -1,0 +1,239 @@
+//! The recipes: one-stage (image + question → description and conclusion, the Q-Instruct baseline) and the paper's
+//! two-stage tuning (stage 1: image → description; stage 2: text-only description → conclusion), and the rule
+//! that splits a Q-Pathway-style answer into its description and its conclusion.
+
+use biqa_data::{
+    ConversationRecord, IMAGE_TOKEN, STAGE1_PROMPT, STAGE2_PROMPT, STAGE2_QUESTION, Turn,
+};
+use biqa_metrics::{Level, LevelParser};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+
+/// A training recipe with its step budget (optimiser steps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Recipe {
+    /// Image + question → full answer (description + conclusion). The paper's baseline: 9,000 steps.
+    OneStage {
+        /// Optimiser steps.
+        steps: usize,
+    },
+    /// Stage 1 on image → description, then stage 2, from the stage-1 weights, on the text-only description →
+    /// conclusion. The paper: 6,000 + 3,000 steps. Each stage has its own optimiser state and schedule.
+    TwoStage {
+        /// Stage-1 optimiser steps.
+        stage1_steps: usize,
+        /// Stage-2 optimiser steps.
+        stage2_steps: usize,
+    },
+}
+
+/// One stage of a recipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageKind {
+    /// The one-stage baseline.
+    OneStage,
+    /// Stage 1: image → description.
+    Stage1,
+    /// Stage 2: description (text) → conclusion.
+    Stage2,
+}
+
+impl StageKind {
+    /// A short name for logs and file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            StageKind::OneStage => "one_stage",
+            StageKind::Stage1 => "stage1",
+            StageKind::Stage2 => "stage2",
+        }
+    }
+}
+
+impl Recipe {
+    /// The stages in order with their step budgets.
+    pub fn stages(self) -> Vec<(StageKind, usize)> {
+        match self {
+            Recipe::OneStage { steps } => vec![(StageKind::OneStage, steps)],
+            Recipe::TwoStage {
+                stage1_steps,
+                stage2_steps,
+            } => vec![
+                (StageKind::Stage1, stage1_steps),
+                (StageKind::Stage2, stage2_steps),
+            ],
+        }
+    }
+
+    /// All optimiser steps.
+    pub fn total_steps(self) -> usize {
+        self.stages().iter().map(|s| s.1).sum()
+    }
+}
+
+/// Splits a Q-Pathway-style answer into `(description, conclusion)`.
+///
+/// The rule: the text is cut into sentences (ending in `.`, `!` or `?` followed by white space or the end); the
+/// **conclusion is the last sentence that states a quality level** (one of excellent / good / fair / poor / bad,
+/// not negated, read by [`LevelParser::strict`]); the description is every other sentence, in order. Returns the
+/// level too.
+///
+/// # Errors
+/// No sentence states a level, or nothing is left for the description.
+pub fn split_answer(answer: &str) -> Result<(String, String, Level)> {
+    let sentences = sentences(answer);
+    let parser = LevelParser::strict();
+    let (idx, level) = sentences
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, s)| parser.parse(s).map(|l| (i, l)))
+        .ok_or_else(|| {
+            TrainError::Input(format!("no sentence states a quality level in {answer:?}"))
+        })?;
+    let description: Vec<&str> = sentences
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != idx)
+        .map(|(_, s)| s.as_str())
+        .collect();
+    if description.is_empty() {
+        return Err(TrainError::Input(format!(
+            "the answer {answer:?} is only a conclusion: nothing to describe"
+        )));
+    }
+    Ok((description.join(" "), sentences[idx].clone(), level))
+}
+
+fn sentences(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let chars: Vec<char> = text.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        cur.push(c);
+        let end = matches!(c, '.' | '!' | '?') && chars.get(i + 1).is_none_or(|n| n.is_whitespace());
+        if end {
+            let s = cur.trim();
+            if !s.is_empty() {
+                out.push(s.to_owned());
+            }
+            cur.clear();
+        }
+    }
+    let s = cur.trim();
+    if !s.is_empty() {
+        out.push(s.to_owned());
+    }
+    out
+}
+
+/// Derives the two stages' records from one-stage records (image + question → description + conclusion):
+/// stage 1 asks for the description of the image, stage 2 gives the description as text and asks for the
+/// quality (the prompts of [`biqa_data`]'s synthetic set). Multi-turn records keep only their first exchange.
+///
+/// # Errors
+/// A record without an image or answer, or whose answer [`split_answer`] cannot split (the record is named).
+pub fn two_stage_records(
+    records: &[ConversationRecord],
+) -> Result<(Vec<ConversationRecord>, Vec<ConversationRecord>)> {
+    let mut s1 = Vec::with_capacity(records.len());
+    let mut s2 = Vec::with_capacity(records.len());
+    let turn = |from: &str, value: String| Turn {
+        from: from.to_owned(),
+        value,
+    };
+    for (i, r) in records.iter().enumerate() {
+        let answer = r
+            .conversations
+            .iter()
+            .find(|t| t.from == "gpt")
+            .ok_or_else(|| TrainError::Input(format!("record {i} ({:?}) has no answer", r.id)))?;
+        if r.image.is_none() {
+            return Err(TrainError::Input(format!(
+                "record {i} ({:?}) has no image: it cannot give a stage-1 sample",
+                r.id
+            )));
+        }
+        let (description, conclusion, _) = split_answer(&answer.value)
+            .map_err(|e| TrainError::Input(format!("record {i} ({:?}): {e}", r.id)))?;
+        s1.push(ConversationRecord {
+            id: r.id.clone(),
+            image: r.image.clone(),
+            conversations: vec![
+                turn("human", format!("{IMAGE_TOKEN}\n{STAGE1_PROMPT}")),
+                turn("gpt", description.clone()),
+            ],
+            gt_score: r.gt_score,
+        });
+        s2.push(ConversationRecord {
+            id: format!("{}#stage2", r.id),
+            image: None,
+            conversations: vec![
+                turn(
+                    "human",
+                    format!("{STAGE2_PROMPT}\n{description}\n{STAGE2_QUESTION}"),
+                ),
+                turn("gpt", conclusion),
+            ],
+            gt_score: r.gt_score,
+        });
+    }
+    Ok((s1, s2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_conclusion_is_the_last_sentence_stating_a_level() -> Result<()> {
+        let (d, c, l) = split_answer(
+            "The image is slightly blurry. Noise is faint. Therefore, the quality of the image is poor.",
+        )?;
+        assert_eq!(d, "The image is slightly blurry. Noise is faint.");
+        assert_eq!(c, "Therefore, the quality of the image is poor.");
+        assert_eq!(l, Level::Poor);
+        // A level word earlier ("good exposure") does not make the conclusion; a trailing remark stays in the
+        // description; a negated level is no conclusion; decimals do not end sentences.
+        let (d, c, l) = split_answer(
+            "Exposure is good. Sharpness is 2.5 px off, overall the quality is fair! It is not bad at all",
+        )?;
+        assert_eq!(c, "Sharpness is 2.5 px off, overall the quality is fair!");
+        assert_eq!(d, "Exposure is good. It is not bad at all");
+        assert_eq!(l, Level::Fair);
+        assert!(split_answer("Sharp and clean, nothing more.").is_err());
+        assert!(split_answer("The quality is excellent.").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn two_stage_records_from_one_stage() -> Result<()> {
+        let r = ConversationRecord {
+            id: "a.png->3".into(),
+            image: Some("a.png".into()),
+            conversations: vec![
+                Turn {
+                    from: "human".into(),
+                    value: "<|image|>\nq".into(),
+                },
+                Turn {
+                    from: "gpt".into(),
+                    value: "Blurry edges. Therefore, the quality of the image is bad.".into(),
+                },
+            ],
+            gt_score: Some(3.0),
+        };
+        let (s1, s2) = two_stage_records(&[r])?;
+        assert_eq!(s1[0].conversations[1].value, "Blurry edges.");
+        assert!(s1[0].conversations[0].value.starts_with(IMAGE_TOKEN));
+        assert_eq!(s2[0].image, None);
+        assert!(s2[0].conversations[0].value.contains("Blurry edges."));
+        assert_eq!(
+            s2[0].conversations[1].value,
+            "Therefore, the quality of the image is bad."
+        );
+        Ok(())
+    }
+}

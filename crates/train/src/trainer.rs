@@ -1,0 +1,519 @@
+//! The training loop: stages of a recipe, seeded data order, gradient accumulation, clipping, schedules, logs,
+//! atomic checkpoints with exact resume, validation, and the export of the final model.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use biqa_data::{ConversationRecord, SplitMix64};
+use biqa_model::{ScoringPrompt, Scorer};
+use burn::module::{Module, ParamId};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::batch::{collate, expand, pad_id};
+use crate::checkpoint::{Progress, export_model, load_checkpoint, save_checkpoint};
+use crate::config::{EvalConfig, TrainConfig};
+use crate::conversation::{
+    DEFAULT_MODEL_MAX_LENGTH, TokenizeOptions, TokenizedSample, read_records, tokenize_records,
+};
+use crate::error::{Result, TrainError};
+use crate::model::{ModelAssets, Owl2Train};
+use crate::optim::{AdamW, Schedule, clip_grad_norm, global_grad_norm};
+use crate::params::{FlatGrad, collect_grads, trainable_count};
+use crate::recipe::{StageKind, two_stage_records};
+
+/// One optimiser step, as logged (`metrics.jsonl` / `metrics.csv`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepLog {
+    /// The stage.
+    pub stage: StageKind,
+    /// Optimiser step within the stage (1-based).
+    pub step: usize,
+    /// Optimiser step over all stages (1-based).
+    pub global_step: usize,
+    /// The loss (mean over the micro-batches of their token-mean losses).
+    pub loss: f64,
+    /// The learning rate used.
+    pub lr: f64,
+    /// The global gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Supervised tokens in the step.
+    pub tokens: usize,
+    /// Supervised tokens per second.
+    pub tokens_per_s: f64,
+    /// Seconds since the (resumed) start.
+    pub elapsed_s: f64,
+}
+
+/// A validation result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalLog {
+    /// The stage after which (or during which) it ran.
+    pub stage: StageKind,
+    /// The global step.
+    pub global_step: usize,
+    /// Images scored.
+    pub images: usize,
+    /// SRCC of the Q-Align scores against the MOS.
+    pub srcc: f64,
+    /// PLCC (raw).
+    pub plcc: f64,
+}
+
+/// What a run reports along the way (a progress bar in the CLI).
+pub trait Observer {
+    /// A step finished.
+    fn on_step(&mut self, _log: &StepLog, _total_steps: usize) {}
+    /// A validation pass finished.
+    fn on_eval(&mut self, _log: &EvalLog) {}
+    /// A note (data counts, skipped samples, checkpoints).
+    fn on_message(&mut self, _message: &str) {}
+}
+
+/// An observer that reports nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Silent;
+
+impl Observer for Silent {}
+
+/// What a finished run returns.
+#[derive(Debug, Clone)]
+pub struct TrainReport {
+    /// Every step logged in this process (after a resume, only the new ones).
+    pub steps: Vec<StepLog>,
+    /// Every validation pass.
+    pub evals: Vec<EvalLog>,
+    /// The exported model directory.
+    pub final_model: PathBuf,
+    /// Trainable parameters.
+    pub trainable: usize,
+}
+
+/// The seeded sample order of one stage: epoch `e` is a Fisher–Yates permutation seeded by (seed, stage, e).
+fn sample_index(n: usize, seed: u64, stage: usize, position: usize) -> usize {
+    let epoch = position / n;
+    let mut rng = SplitMix64::derive(seed, &[stage as u64, epoch as u64]);
+    let mut order: Vec<usize> = (0..n).collect();
+    rng.shuffle(&mut order);
+    order[position % n]
+}
+
+/// The samples of each stage.
+fn stage_samples(
+    config: &TrainConfig,
+    assets: &ModelAssets,
+    observer: &mut dyn Observer,
+) -> Result<Vec<(StageKind, usize, Vec<TokenizedSample>)>> {
+    let options = TokenizeOptions {
+        template: config.data.template,
+        variant: config.data.masking,
+        model_max_length: config.data.model_max_length.unwrap_or(DEFAULT_MODEL_MAX_LENGTH),
+        image_folder: config.data.image_folder.clone(),
+    };
+    let derived = match (&config.data.stage1, &config.data.stage2, &config.data.one_stage) {
+        (Some(_), Some(_), _) => None,
+        (_, _, Some(one)) => Some(two_stage_records(&read_records(one)?).map_err(|e| {
+            TrainError::Data {
+                path: one.clone(),
+                reason: e.to_string(),
+            }
+        })?),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    for (kind, steps) in config.recipe.stages() {
+        let (path, records): (PathBuf, Vec<ConversationRecord>) = match kind {
+            StageKind::OneStage => {
+                let p = config.data.one_stage.clone().unwrap_or_default();
+                (p.clone(), read_records(&p)?)
+            }
+            StageKind::Stage1 | StageKind::Stage2 => {
+                let given = if kind == StageKind::Stage1 {
+                    &config.data.stage1
+                } else {
+                    &config.data.stage2
+                };
+                match (given, &derived) {
+                    (Some(p), _) if config.data.stage1.is_some() && config.data.stage2.is_some() => {
+                        (p.clone(), read_records(p)?)
+                    }
+                    (_, Some((s1, s2))) => (
+                        config.data.one_stage.clone().unwrap_or_default(),
+                        if kind == StageKind::Stage1 { s1.clone() } else { s2.clone() },
+                    ),
+                    _ => {
+                        return Err(TrainError::Input(format!(
+                            "no data for {}",
+                            kind.name()
+                        )));
+                    }
+                }
+            }
+        };
+        let ds = tokenize_records(&assets.tokenizer, &records, &options, &path)?;
+        if !ds.skipped.is_empty() {
+            observer.on_message(&format!(
+                "{}: skipped {} of {} samples with a tokenization mismatch (first: {:?})",
+                kind.name(),
+                ds.skipped.len(),
+                ds.n_records(),
+                ds.skipped.first().map(|s| s.id.clone()).unwrap_or_default()
+            ));
+        }
+        if ds.samples.is_empty() {
+            return Err(TrainError::Data {
+                path,
+                reason: format!("no trainable sample for {}", kind.name()),
+            });
+        }
+        observer.on_message(&format!(
+            "{}: {} samples, {steps} steps",
+            kind.name(),
+            ds.samples.len()
+        ));
+        out.push((kind, steps, ds.samples));
+    }
+    Ok(out)
+}
+
+fn append_line(path: &Path, line: &str) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| TrainError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+    writeln!(f, "{line}").map_err(|source| TrainError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Keeps the log lines of steps up to `global_step` (after a resume, later ones are recomputed).
+fn truncate_log(path: &Path, global_step: usize, csv: bool) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, l)| {
+            if csv {
+                *i == 0
+                    || l.split(',')
+                        .nth(2)
+                        .and_then(|s| s.parse::<usize>().ok())
+                        .is_some_and(|g| g <= global_step)
+            } else {
+                serde_json::from_str::<StepLog>(l).is_ok_and(|s| s.global_step <= global_step)
+            }
+        })
+        .map(|(_, l)| l)
+        .collect();
+    let mut body = kept.join("\n");
+    if !body.is_empty() {
+        body.push('\n');
+    }
+    biqa_data::write_bytes_atomic(path, body.as_bytes()).map_err(|e| TrainError::Data {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+const CSV_HEADER: &str = "stage,step,global_step,loss,lr,grad_norm,tokens,tokens_per_s,elapsed_s";
+
+/// Scores the validation images with the Q-Align prompt and correlates with their MOS.
+///
+/// # Errors
+/// Unreadable records or images, or fewer than two images.
+pub fn evaluate(model: &Owl2Train, assets: &ModelAssets, eval: &EvalConfig) -> Result<(usize, f64, f64)> {
+    let records = read_records(&eval.data)?;
+    let mut paths = Vec::new();
+    let mut mos = Vec::new();
+    for r in &records {
+        if let (Some(img), Some(s)) = (&r.image, r.gt_score) {
+            let p = match &eval.image_folder {
+                Some(f) => f.join(img),
+                None => PathBuf::from(img),
+            };
+            paths.push(p);
+            mos.push(s);
+        }
+    }
+    if let Some(m) = eval.max_images {
+        paths.truncate(m);
+        mos.truncate(m);
+    }
+    if paths.len() < 2 {
+        return Err(TrainError::Data {
+            path: eval.data.clone(),
+            reason: "the validation set needs at least two images with image and gt_score".into(),
+        });
+    }
+    let owl = crate::model::merge_lora(model.valid()).into_owl2(assets);
+    let scorer = Scorer::new(&owl.tokenizer, ScoringPrompt::Qalign, None)?;
+    let scores = owl.score_paths(&paths, &scorer, 8, |_| {})?;
+    let pred: Vec<f64> = scores.iter().map(|s| s.score).collect();
+    let srcc = biqa_metrics::srcc(&pred, &mos).unwrap_or(f64::NAN);
+    let plcc = biqa_metrics::plcc(&pred, &mos).unwrap_or(f64::NAN);
+    Ok((paths.len(), srcc, plcc))
+}
+
+/// The most recent complete checkpoint under `output/checkpoints` (named by `latest`), if any.
+pub fn latest_checkpoint(output: &Path) -> Option<PathBuf> {
+    let latest = std::fs::read_to_string(output.join("checkpoints").join("latest")).ok()?;
+    let dir = output.join("checkpoints").join(latest.trim());
+    dir.join("state.json").is_file().then_some(dir)
+}
+
+/// Runs a training configuration on `device` (pass a plain device: autodiff is enabled here). With `resume`, the
+/// run continues from the latest checkpoint in the output directory and reproduces the losses an uninterrupted
+/// run would have logged.
+///
+/// # Errors
+/// Bad data or model, a non-finite loss (the last checkpoint is left intact), I/O errors.
+pub fn train(
+    config: &TrainConfig,
+    device: &Device,
+    resume: bool,
+    observer: &mut dyn Observer,
+) -> Result<TrainReport> {
+    config.validate()?;
+    let ad = device.clone().autodiff();
+    let (model, assets) = Owl2Train::from_dir(&config.model, &ad)?;
+    let image_tokens = model
+        .visual_abstractor
+        .as_ref()
+        .map_or(0, |a| a.config.num_queries + 1);
+    // LoRA factors are drawn from the device's generator: seed it for reproducible runs.
+    ad.seed(config.seed);
+    let mut model = config.trainable.apply(model)?;
+    let trainable = trainable_count(&model);
+    observer.on_message(&format!("{trainable} trainable parameters"));
+    let stages = stage_samples(config, &assets, observer)?;
+    let out = &config.output;
+    let ckpt_root = out.join("checkpoints");
+    std::fs::create_dir_all(&ckpt_root).map_err(|source| TrainError::Io {
+        path: ckpt_root.clone(),
+        source,
+    })?;
+    let jsonl = out.join("metrics.jsonl");
+    let csv = out.join("metrics.csv");
+    let evals_path = out.join("eval.jsonl");
+
+    let mut opt = AdamW::new(config.optimizer);
+    let mut progress = Progress {
+        global_step: 0,
+        stage: 0,
+        stage_step: 0,
+        seed: config.seed,
+    };
+    if resume {
+        match latest_checkpoint(out) {
+            Some(dir) => {
+                let (m, p) = load_checkpoint(&dir, model, &mut opt)?;
+                model = m;
+                progress = p;
+                observer.on_message(&format!(
+                    "resumed from {} at step {}",
+                    dir.display(),
+                    progress.global_step
+                ));
+            }
+            None => observer.on_message("no checkpoint to resume from: starting afresh"),
+        }
+        truncate_log(&jsonl, progress.global_step, false)?;
+        truncate_log(&csv, progress.global_step, true)?;
+    } else {
+        for p in [&jsonl, &csv, &evals_path] {
+            if p.exists() {
+                std::fs::remove_file(p).map_err(|source| TrainError::Io {
+                    path: p.clone(),
+                    source,
+                })?;
+            }
+        }
+    }
+    if !csv.exists() {
+        append_line(&csv, CSV_HEADER)?;
+    }
+    let pad = pad_id(&assets.tokenizer);
+    let max_len = config.data.model_max_length.unwrap_or(DEFAULT_MODEL_MAX_LENGTH);
+    let preprocessor = assets.preprocessor.clone();
+    let total_steps = config.recipe.total_steps();
+    let start = Instant::now();
+    let mut logs = Vec::new();
+    let mut evals = Vec::new();
+    let mut last_ckpt: Vec<PathBuf> = Vec::new();
+
+    for (si, (kind, steps, samples)) in stages.iter().enumerate() {
+        if si < progress.stage {
+            continue;
+        }
+        progress.stage = si;
+        if progress.stage_step == 0 {
+            // A stage starts from the previous stage's weights with a fresh optimiser and schedule.
+            opt = AdamW::new(config.optimizer);
+        }
+        let warmup = Schedule::warmup_steps(*steps, config.warmup_ratio);
+        while progress.stage_step < *steps {
+            let t0 = Instant::now();
+            let step = progress.stage_step;
+            let mut grads: HashMap<ParamId, FlatGrad> = HashMap::new();
+            let mut loss_sum = 0.0;
+            let mut tokens = 0;
+            for micro in 0..config.grad_accumulation {
+                let first = (step * config.grad_accumulation + micro) * config.batch_size;
+                let picked: Vec<&TokenizedSample> = (0..config.batch_size)
+                    .map(|k| &samples[sample_index(samples.len(), config.seed, si, first + k)])
+                    .collect();
+                let batch = expand(&collate(picked, pad, max_len)?, image_tokens.max(1))?;
+                let pixels = match (&preprocessor, batch.images.is_empty()) {
+                    (Some(p), false) => Some(p.preprocess_paths(&batch.images)?.to_tensor(&ad)),
+                    _ => None,
+                };
+                let out = model.forward_loss(&batch, pixels, config.label_smoothing)?;
+                let loss: f64 = out
+                    .loss
+                    .clone()
+                    .inner()
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .ok()
+                    .and_then(|v| v.first().copied())
+                    .map_or(f64::NAN, f64::from);
+                if !loss.is_finite() {
+                    return Err(TrainError::NonFiniteLoss {
+                        step: progress.global_step + 1,
+                        loss,
+                    });
+                }
+                loss_sum += loss;
+                tokens += out.tokens;
+                let scaled = if config.grad_accumulation > 1 {
+                    out.loss / config.grad_accumulation as f64
+                } else {
+                    out.loss
+                };
+                let mut g = scaled.backward();
+                for (id, grad) in collect_grads(&model, &mut g) {
+                    match grads.remove(&id) {
+                        Some(acc) => grads.insert(id, acc + grad),
+                        None => grads.insert(id, grad),
+                    };
+                }
+            }
+            let grad_norm = match config.max_grad_norm {
+                Some(max) => clip_grad_norm(&mut grads, max),
+                None => global_grad_norm(&grads),
+            };
+            if !grad_norm.is_finite() {
+                return Err(TrainError::NonFiniteLoss {
+                    step: progress.global_step + 1,
+                    loss: grad_norm,
+                });
+            }
+            let lr = config.schedule.lr(config.lr, step, warmup, *steps);
+            model = opt.step(model, lr, &grads);
+            progress.stage_step += 1;
+            progress.global_step += 1;
+            let dt = t0.elapsed().as_secs_f64();
+            let log = StepLog {
+                stage: *kind,
+                step: progress.stage_step,
+                global_step: progress.global_step,
+                loss: loss_sum / config.grad_accumulation as f64,
+                lr,
+                grad_norm,
+                tokens,
+                tokens_per_s: tokens as f64 / dt.max(1e-9),
+                elapsed_s: start.elapsed().as_secs_f64(),
+            };
+            append_line(&jsonl, &serde_json::to_string(&log).unwrap_or_default())?;
+            append_line(
+                &csv,
+                &format!(
+                    "{},{},{},{},{},{},{},{:.1},{:.3}",
+                    kind.name(),
+                    log.step,
+                    log.global_step,
+                    log.loss,
+                    log.lr,
+                    log.grad_norm,
+                    log.tokens,
+                    log.tokens_per_s,
+                    log.elapsed_s
+                ),
+            )?;
+            observer.on_step(&log, total_steps);
+            logs.push(log);
+            if config.stop_after.is_some_and(|n| logs.len() >= n) {
+                observer.on_message("stopped (stop_after) without a final checkpoint");
+                return Ok(TrainReport {
+                    steps: logs,
+                    evals,
+                    final_model: PathBuf::new(),
+                    trainable,
+                });
+            }
+
+            let stage_end = progress.stage_step == *steps;
+            if stage_end && si + 1 < stages.len() {
+                // The checkpoint at a stage boundary belongs to the next stage.
+                progress.stage = si + 1;
+                progress.stage_step = 0;
+            }
+            let every = config.checkpoint_every;
+            if stage_end || (every > 0 && progress.global_step % every == 0) {
+                let name = format!("step-{:07}", progress.global_step);
+                let dir = ckpt_root.join(&name);
+                save_checkpoint(&dir, &model, &opt, &progress)?;
+                biqa_data::write_bytes_atomic(&ckpt_root.join("latest"), name.as_bytes())
+                    .map_err(|e| TrainError::Data {
+                        path: ckpt_root.join("latest"),
+                        reason: e.to_string(),
+                    })?;
+                last_ckpt.push(dir);
+                while last_ckpt.len() > config.keep_checkpoints.max(1) {
+                    let old = last_ckpt.remove(0);
+                    let _ = std::fs::remove_dir_all(old);
+                }
+            }
+            if let Some(e) = &config.eval {
+                let due = stage_end || (e.every > 0 && progress.global_step % e.every == 0);
+                if due {
+                    let mut e = e.clone();
+                    if e.image_folder.is_none() {
+                        e.image_folder.clone_from(&config.data.image_folder);
+                    }
+                    let (images, srcc, plcc) = evaluate(&model, &assets, &e)?;
+                    let log = EvalLog {
+                        stage: *kind,
+                        global_step: progress.global_step,
+                        images,
+                        srcc,
+                        plcc,
+                    };
+                    append_line(&evals_path, &serde_json::to_string(&log).unwrap_or_default())?;
+                    observer.on_eval(&log);
+                    evals.push(log);
+                }
+            }
+            if stage_end {
+                break;
+            }
+        }
+    }
+    let final_model = export_model(&model, &assets, &out.join("final"))?;
+    observer.on_message(&format!("final model: {}", final_model.display()));
+    Ok(TrainReport {
+        steps: logs,
+        evals,
+        final_model,
+        trainable,
+    })
+}
