@@ -20,10 +20,12 @@ pub use biqa_decoder as decoder;
 pub use biqa_metrics as metrics;
 pub use biqa_model as model;
 pub use biqa_probes as probes;
+pub use biqa_train as train;
 pub use biqa_vision as vision;
 
 pub mod device;
 pub mod error;
 pub mod tables;
+pub mod training;
 
 pub use error::{Error, Result};

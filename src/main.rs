@@ -1,6 +1,6 @@
 //! The `biqa` command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -144,6 +144,17 @@ enum Command {
         /// Seed (crops, noise, wording, split).
         #[arg(long, default_value_t = 0)]
         seed: u64,
+    },
+    /// Trains a checkpoint directory with a TOML configuration (recipe, data, batch, schedule, ε, freezing/LoRA,
+    /// checkpoints, validation): logs `metrics.csv` / `metrics.jsonl`, draws `loss.png`, writes the final model as
+    /// a checkpoint directory (`<output>/final`) that `biqa score` loads.
+    Train {
+        /// The configuration file (see `examples/train.toml`).
+        #[arg(long)]
+        config: PathBuf,
+        /// Continue from the latest checkpoint in the output directory.
+        #[arg(long)]
+        resume: bool,
     },
     /// The paper's probes: logit lens (Fig. 3), attention aggregation (Fig. 5), level-word trajectories (Fig. 6).
     Probe {
@@ -579,6 +590,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Probe { what } => probe(what, dev)?,
+        Command::Train { config, resume } => train_command(&config, resume, dev.device)?,
         Command::Synth {
             out,
             per_photo,
@@ -772,6 +784,76 @@ fn probe(what: ProbeCommand, dev: Runtime<'_>) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// Progress bar and messages of `biqa train`.
+struct TrainProgress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl biqa::train::Observer for TrainProgress {
+    fn on_step(&mut self, log: &biqa::train::StepLog, total: usize) {
+        let bar = self.bar.get_or_insert_with(|| {
+            let b = indicatif::ProgressBar::new(total as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:30} step {pos}/{len}  {msg}  {elapsed} < {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b
+        });
+        bar.set_position(log.global_step as u64);
+        bar.set_message(format!(
+            "{} loss {:.4}  lr {:.2e}  {:.0} tok/s",
+            log.stage.name(),
+            log.loss,
+            log.lr,
+            log.tokens_per_s
+        ));
+    }
+
+    fn on_eval(&mut self, log: &biqa::train::EvalLog) {
+        let line = format!(
+            "validation after step {} ({}): SRCC {:.4}  PLCC {:.4} on {} images",
+            log.global_step,
+            log.stage.name(),
+            log.srcc,
+            log.plcc,
+            log.images
+        );
+        match &self.bar {
+            Some(b) => b.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn on_message(&mut self, message: &str) {
+        match &self.bar {
+            Some(b) => b.println(message),
+            None => eprintln!("{message}"),
+        }
+    }
+}
+
+fn train_command(config: &Path, resume: bool, dev: Option<&str>) -> Result<()> {
+    let config = biqa::train::TrainConfig::from_toml_file(config)?;
+    let mut obs = TrainProgress { bar: None };
+    let report = biqa::train::train(&config, &device(dev)?, resume, &mut obs)?;
+    if let Some(b) = obs.bar.take() {
+        b.finish_and_clear();
+    }
+    let png = config.output.join("loss.png");
+    biqa::training::loss_curve(&png, "training loss", &[("loss", &report.steps)])?;
+    println!(
+        "{} steps, {} trainable parameters; logs in {}, loss curve {}, final model {}",
+        report.steps.len(),
+        report.trainable,
+        config.output.display(),
+        png.display(),
+        report.final_model.display()
+    );
     Ok(())
 }
 

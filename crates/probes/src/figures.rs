@@ -345,3 +345,85 @@ pub fn attention_heatmap(
         colour_bar(&bar, 10, 50, height as i32 - 60, max, "attention")
     })
 }
+
+/// One named series of a [`line_chart`]: `(x, y)` points in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// The legend label.
+    pub label: String,
+    /// The points.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A line chart of one or more series (training loss curves, validation correlations), with a legend.
+///
+/// # Errors
+/// No point at all, non-finite points only, or drawing / I/O errors.
+pub fn line_chart(path: &Path, title: &str, x_desc: &str, y_desc: &str, series: &[Series]) -> Result<()> {
+    let finite: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .collect();
+    if finite.is_empty() {
+        return Err(ProbeError::Input("no finite point to plot".into()));
+    }
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for (x, y) in &finite {
+        x0 = x0.min(*x);
+        x1 = x1.max(*x);
+        y0 = y0.min(*y);
+        y1 = y1.max(*y);
+    }
+    if x1 <= x0 {
+        x1 = x0 + 1.0;
+    }
+    let pad = ((y1 - y0) * 0.05).max(1e-6);
+    let (y0, y1) = (y0 - pad, y1 + pad);
+    let palette = [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+        RGBColor(255, 127, 14),
+        RGBColor(148, 103, 189),
+    ];
+    render(path, (800, 480), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT_NAME, 20))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(e)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .label_style((FONT_NAME, 13))
+            .axis_desc_style((FONT_NAME, 14))
+            .draw()
+            .map_err(e)?;
+        for (i, s) in series.iter().enumerate() {
+            let c = palette[i % palette.len()];
+            let pts: Vec<(f64, f64)> = s
+                .points
+                .iter()
+                .copied()
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .collect();
+            chart
+                .draw_series(LineSeries::new(pts, c.stroke_width(2)))
+                .map_err(e)?
+                .label(s.label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font((FONT_NAME, 13))
+            .draw()
+            .map_err(e)?;
+        Ok(())
+    })
+}
