@@ -419,3 +419,47 @@ fn probes_and_synth_write_their_files() -> Result<()> {
     assert_eq!(manifest.lines().count(), 1 + 4 * 36);
     Ok(())
 }
+
+#[test]
+fn train_from_a_toml_config_then_score_the_result() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("synth");
+    let out = biqa(&["synth", "--out", &data.to_string_lossy(), "--per-photo", "1"]);
+    anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let toml = format!(
+        r#"model = "{model}"
+output = "run"
+recipe = {{ kind = "two_stage", stage1_steps = 2, stage2_steps = 2 }}
+batch_size = 2
+lr = 1e-3
+checkpoint_every = 1
+
+[data]
+one_stage = "synth/one_stage_train.json"
+image_folder = "synth"
+
+[trainable]
+freeze_vision = true
+lora = {{ rank = 4, alpha = 8.0, targets = ["q_proj", "v_proj.multiway.1"] }}
+"#,
+        model = fixture("tiny-owl2")
+    );
+    let config = dir.path().join("train.toml");
+    std::fs::write(&config, toml)?;
+    let out = biqa(&["train", "--config", &config.to_string_lossy()]);
+    anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run = dir.path().join("run");
+    for f in ["metrics.csv", "metrics.jsonl", "loss.png", "final/model.safetensors", "final/config.json"] {
+        anyhow::ensure!(run.join(f).is_file(), "{f} missing");
+    }
+    anyhow::ensure!(std::fs::read_to_string(run.join("metrics.csv"))?.lines().count() == 5);
+    let img = fixture("tiny-owl2/images/astronaut_96x96.png");
+    let out = biqa(&["score", "--model", &run.join("final").to_string_lossy(), &img]);
+    anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A config with an unknown key is refused with the key named.
+    std::fs::write(&config, "model = \"x\"\noutput = \"y\"\nlr = 1.0\nrecipe = { kind = \"one_stage\", steps = 1 }\nbatchsize = 2\n")?;
+    let out = biqa(&["train", "--config", &config.to_string_lossy()]);
+    anyhow::ensure!(!out.status.success());
+    anyhow::ensure!(String::from_utf8_lossy(&out.stderr).contains("batchsize"));
+    Ok(())
+}
