@@ -84,7 +84,12 @@ fn main() -> Result<()> {
     let runs: Vec<(&str, TrainReport)> = vec![
         ("one-stage", {
             eprintln!("one-stage: {steps} steps …");
-            train(&base(Recipe::OneStage { steps }, "one_stage"), &device, false, &mut Silent)?
+            train(
+                &base(Recipe::OneStage { steps }, "one_stage"),
+                &device,
+                false,
+                &mut Silent,
+            )?
         }),
         ("two-stage", {
             eprintln!("two-stage: {s1} + {} steps …", steps - s1);
@@ -112,7 +117,9 @@ fn main() -> Result<()> {
         synth.items.len(),
         steps - s1
     )?;
-    md.push_str("| recipe | stage | steps | first loss | last loss | mean of last 10 | SRCC | PLCC |\n");
+    md.push_str(
+        "| recipe | stage | steps | first loss | last loss | mean of last 10 | SRCC | PLCC |\n",
+    );
     md.push_str("|---|---|---|---|---|---|---|---|\n");
     println!(
         "{:<10} {:<10} {:>5} {:>10} {:>10} {:>8} {:>8}",
@@ -122,7 +129,12 @@ fn main() -> Result<()> {
         let mut stages: Vec<biqa::train::StageKind> = r.steps.iter().map(|s| s.stage).collect();
         stages.dedup();
         for stage in stages {
-            let st: Vec<StepLog> = r.steps.iter().filter(|s| s.stage == stage).cloned().collect();
+            let st: Vec<StepLog> = r
+                .steps
+                .iter()
+                .filter(|s| s.stage == stage)
+                .cloned()
+                .collect();
             let tail = &st[st.len().saturating_sub(10)..];
             let ev = r.evals.iter().find(|e| e.stage == stage);
             let (srcc, plcc) = ev.map_or((f64::NAN, f64::NAN), |e| (e.srcc, e.plcc));
@@ -151,11 +163,16 @@ fn main() -> Result<()> {
          ![loss curves](loss.png)\n",
     );
     let png = out.join("loss.png");
-    let curves: Vec<(&str, &[StepLog])> = runs.iter().map(|(n, r)| (*n, r.steps.as_slice())).collect();
+    let curves: Vec<(&str, &[StepLog])> =
+        runs.iter().map(|(n, r)| (*n, r.steps.as_slice())).collect();
     biqa::training::loss_curve(&png, "training loss: one-stage vs two-stage", &curves)?;
     let report = out.join("report.md");
     biqa::data::write_bytes_atomic(&report, md.as_bytes())?;
-    println!("report: {} (loss curves: {})", report.display(), png.display());
+    println!(
+        "report: {} (loss curves: {})",
+        report.display(),
+        png.display()
+    );
     for (name, r) in &runs {
         println!("{name} model: {}", r.final_model.display());
     }

@@ -424,8 +424,18 @@ fn probes_and_synth_write_their_files() -> Result<()> {
 fn train_from_a_toml_config_then_score_the_result() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("synth");
-    let out = biqa(&["synth", "--out", &data.to_string_lossy(), "--per-photo", "1"]);
-    anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = biqa(&[
+        "synth",
+        "--out",
+        &data.to_string_lossy(),
+        "--per-photo",
+        "1",
+    ]);
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let toml = format!(
         r#"model = "{model}"
 output = "run"
@@ -447,17 +457,44 @@ lora = {{ rank = 4, alpha = 8.0, targets = ["q_proj", "v_proj.multiway.1"] }}
     let config = dir.path().join("train.toml");
     std::fs::write(&config, toml)?;
     let out = biqa(&["train", "--config", &config.to_string_lossy()]);
-    anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let run = dir.path().join("run");
-    for f in ["metrics.csv", "metrics.jsonl", "loss.png", "final/model.safetensors", "final/config.json"] {
+    for f in [
+        "metrics.csv",
+        "metrics.jsonl",
+        "loss.png",
+        "final/model.safetensors",
+        "final/config.json",
+    ] {
         anyhow::ensure!(run.join(f).is_file(), "{f} missing");
     }
-    anyhow::ensure!(std::fs::read_to_string(run.join("metrics.csv"))?.lines().count() == 5);
+    anyhow::ensure!(
+        std::fs::read_to_string(run.join("metrics.csv"))?
+            .lines()
+            .count()
+            == 5
+    );
     let img = fixture("tiny-owl2/images/astronaut_96x96.png");
-    let out = biqa(&["score", "--model", &run.join("final").to_string_lossy(), &img]);
-    anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = biqa(&[
+        "score",
+        "--model",
+        &run.join("final").to_string_lossy(),
+        &img,
+    ]);
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A config with an unknown key is refused with the key named.
-    std::fs::write(&config, "model = \"x\"\noutput = \"y\"\nlr = 1.0\nrecipe = { kind = \"one_stage\", steps = 1 }\nbatchsize = 2\n")?;
+    std::fs::write(
+        &config,
+        "model = \"x\"\noutput = \"y\"\nlr = 1.0\nrecipe = { kind = \"one_stage\", steps = 1 }\nbatchsize = 2\n",
+    )?;
     let out = biqa(&["train", "--config", &config.to_string_lossy()]);
     anyhow::ensure!(!out.status.success());
     anyhow::ensure!(String::from_utf8_lossy(&out.stderr).contains("batchsize"));

@@ -359,7 +359,13 @@ pub struct Series {
 ///
 /// # Errors
 /// No point at all, non-finite points only, or drawing / I/O errors.
-pub fn line_chart(path: &Path, title: &str, x_desc: &str, y_desc: &str, series: &[Series]) -> Result<()> {
+pub fn line_chart(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+) -> Result<()> {
     let finite: Vec<(f64, f64)> = series
         .iter()
         .flat_map(|s| s.points.iter().copied())
@@ -415,7 +421,9 @@ pub fn line_chart(path: &Path, title: &str, x_desc: &str, y_desc: &str, series: 
                 .draw_series(LineSeries::new(pts, c.stroke_width(2)))
                 .map_err(e)?
                 .label(s.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()

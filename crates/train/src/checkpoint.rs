@@ -65,7 +65,10 @@ fn host(t: Tensor<1>) -> Result<Vec<f32>> {
 ///
 /// # Errors
 /// I/O errors (named).
-pub fn write_tensors(path: &Path, tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) -> Result<()> {
+pub fn write_tensors(
+    path: &Path,
+    tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+) -> Result<()> {
     let views: Vec<(String, F32View<'_>)> = tensors
         .iter()
         .map(|(n, (shape, v))| {
@@ -90,11 +93,14 @@ pub fn write_tensors(path: &Path, tensors: &BTreeMap<String, (Vec<usize>, Vec<f3
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
+/// Named host tensors: name → (shape, row-major f32 values).
+pub type HostTensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
+
 /// Reads every f32 tensor of a safetensors file, by name.
 ///
 /// # Errors
 /// An unreadable or corrupt file, or a tensor that is not f32 (named).
-pub fn read_tensors(path: &Path) -> Result<HashMap<String, (Vec<usize>, Vec<f32>)>> {
+pub fn read_tensors(path: &Path) -> Result<HostTensors> {
     let bytes = std::fs::read(path).map_err(io(path))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| TrainError::Data {
         path: path.to_owned(),
@@ -125,7 +131,12 @@ pub fn read_tensors(path: &Path) -> Result<HashMap<String, (Vec<usize>, Vec<f32>
 ///
 /// # Errors
 /// I/O errors (named).
-pub fn save_checkpoint<M: Module>(dir: &Path, model: &M, opt: &AdamW, progress: &Progress) -> Result<()> {
+pub fn save_checkpoint<M: Module>(
+    dir: &Path,
+    model: &M,
+    opt: &AdamW,
+    progress: &Progress,
+) -> Result<()> {
     let tmp = dir.with_extension("tmp");
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
@@ -137,9 +148,15 @@ pub fn save_checkpoint<M: Module>(dir: &Path, model: &M, opt: &AdamW, progress: 
     let mut moments = BTreeMap::new();
     let mut steps = BTreeMap::new();
     for p in &infos {
-        params.insert(p.name.clone(), (p.shape.clone(), host(values[&p.id].clone())?));
+        params.insert(
+            p.name.clone(),
+            (p.shape.clone(), host(values[&p.id].clone())?),
+        );
         if let Some(s) = opt.states.get(&p.id) {
-            moments.insert(format!("exp_avg/{}", p.name), (vec![p.numel], host(s.exp_avg.clone())?));
+            moments.insert(
+                format!("exp_avg/{}", p.name),
+                (vec![p.numel], host(s.exp_avg.clone())?),
+            );
             moments.insert(
                 format!("exp_avg_sq/{}", p.name),
                 (vec![p.numel], host(s.exp_avg_sq.clone())?),
@@ -151,8 +168,11 @@ pub fn save_checkpoint<M: Module>(dir: &Path, model: &M, opt: &AdamW, progress: 
     write_tensors(&tmp.join("optimizer.safetensors"), &moments)?;
     let state = serde_json::json!({ "progress": progress, "optimizer_steps": steps });
     let state_path = tmp.join("state.json");
-    std::fs::write(&state_path, serde_json::to_vec_pretty(&state).unwrap_or_default())
-        .map_err(io(&state_path))?;
+    std::fs::write(
+        &state_path,
+        serde_json::to_vec_pretty(&state).unwrap_or_default(),
+    )
+    .map_err(io(&state_path))?;
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(io(dir))?;
     }
@@ -164,11 +184,7 @@ pub fn save_checkpoint<M: Module>(dir: &Path, model: &M, opt: &AdamW, progress: 
 ///
 /// # Errors
 /// Missing files, a parameter missing from the checkpoint or of another shape (named).
-pub fn load_checkpoint<M: Module>(
-    dir: &Path,
-    model: M,
-    opt: &mut AdamW,
-) -> Result<(M, Progress)> {
+pub fn load_checkpoint<M: Module>(dir: &Path, model: M, opt: &mut AdamW) -> Result<(M, Progress)> {
     let params_path = dir.join("params.safetensors");
     let params = read_tensors(&params_path)?;
     let moments = read_tensors(&dir.join("optimizer.safetensors"))?;
@@ -180,12 +196,11 @@ pub fn load_checkpoint<M: Module>(
         path: state_path.clone(),
         reason: e.to_string(),
     })?;
-    let progress: Progress = serde_json::from_value(state["progress"].clone()).map_err(|e| {
-        TrainError::Data {
+    let progress: Progress =
+        serde_json::from_value(state["progress"].clone()).map_err(|e| TrainError::Data {
             path: state_path.clone(),
             reason: e.to_string(),
-        }
-    })?;
+        })?;
     let infos = param_infos(&model);
     let current = param_values(&model);
     let mut by_id: HashMap<ParamId, Vec<f32>> = HashMap::new();
@@ -243,7 +258,9 @@ pub fn export_model(model: &Owl2Train, assets: &ModelAssets, out: &Path) -> Resu
     let values = param_values(&merged);
     let mut tensors = BTreeMap::new();
     for p in param_infos(&merged) {
-        let (mut shape, v) = p.layout.to_checkpoint(&host(values[&p.id].clone())?, &p.shape);
+        let (mut shape, v) = p
+            .layout
+            .to_checkpoint(&host(values[&p.id].clone())?, &p.shape);
         if p.layout == ParamLayout::PatchMatrix
             && let Some(vm) = &merged.vision_model
         {
@@ -255,9 +272,9 @@ pub fn export_model(model: &Owl2Train, assets: &ModelAssets, out: &Path) -> Resu
     let source = Checkpoint::open(&assets.dir)?;
     let names: Vec<String> = source.names().map(str::to_owned).collect();
     for name in names {
-        if !tensors.contains_key(&name) {
-            let (v, shape) = source.f32(&name)?;
-            tensors.insert(name, (shape, v));
+        if let std::collections::btree_map::Entry::Vacant(slot) = tensors.entry(name) {
+            let (v, shape) = source.f32(slot.key())?;
+            slot.insert((shape, v));
         }
     }
     write_tensors(&tmp.join("model.safetensors"), &tensors)?;

@@ -24,6 +24,7 @@ pub mod recipe;
 pub mod trainer;
 
 pub use batch::{Batch, ExpandedBatch, Segment, collate, expand, pad_id};
+pub use config::{DataConfig, EvalConfig, TrainConfig};
 pub use conversation::{
     IGNORE_INDEX, MaskingVariant, Mismatch, Template, TokenizeOptions, TokenizedDataset,
     TokenizedSample, load_dataset, read_records,
@@ -32,8 +33,9 @@ pub use error::{Result, TrainError};
 pub use loss::label_smoothed_nll;
 pub use model::{ModelAssets, Owl2Train, TrainOutput, merge_lora};
 pub use optim::{AdamW, AdamWConfig, DecayExclusion, Schedule, clip_grad_norm, global_grad_norm};
-pub use config::{DataConfig, EvalConfig, TrainConfig};
-pub use recipe::{Recipe, StageKind, split_answer, two_stage_records};
-pub use trainer::{EvalLog, Observer, Silent, StepLog, TrainReport, evaluate, latest_checkpoint, train};
-pub use policy::{LoraConfig, ParamCounts, TrainablePolicy};
 pub use params::{ParamInfo, ParamLayout, param_infos, trainable_count};
+pub use policy::{LoraConfig, ParamCounts, TrainablePolicy};
+pub use recipe::{Recipe, StageKind, split_answer, two_stage_records};
+pub use trainer::{
+    EvalLog, Observer, Silent, StepLog, TrainReport, evaluate, latest_checkpoint, train,
+};

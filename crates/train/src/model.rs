@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use biqa_decoder::{DecoderInput, ForwardOptions, KvCache, Llama, LogitsMode, Modality};
 use biqa_model::Owl2;
-use biqa_model::tokenizer::Tokenizer;
 use biqa_model::VisionPart;
+use biqa_model::tokenizer::Tokenizer;
 use biqa_vision::{Preprocessor, VisionModel, VisualAbstractor};
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -97,7 +97,11 @@ impl Owl2Train {
     /// Puts the module back together with its assets as an [`Owl2`] for scoring and generation. Call it on
     /// [`Module::valid`] to leave the autodiff graph (and LoRA factors merged with [`merge_lora`]).
     pub fn into_owl2(self, assets: &ModelAssets) -> Owl2 {
-        let vision = match (self.vision_model, self.visual_abstractor, &assets.preprocessor) {
+        let vision = match (
+            self.vision_model,
+            self.visual_abstractor,
+            &assets.preprocessor,
+        ) {
             (Some(tower), Some(abstractor), Some(p)) => Some(VisionPart {
                 tower,
                 abstractor,
@@ -132,7 +136,11 @@ impl Owl2Train {
     ///
     /// # Errors
     /// Image slots without images, or of another token count.
-    pub fn embed_batch(&self, batch: &ExpandedBatch, images: Option<&Tensor<3>>) -> Result<Tensor<3>> {
+    pub fn embed_batch(
+        &self,
+        batch: &ExpandedBatch,
+        images: Option<&Tensor<3>>,
+    ) -> Result<Tensor<3>> {
         let h = self.llm.config.hidden_size;
         let device = self.llm.device();
         let mut rows = Vec::with_capacity(batch.rows.len());
@@ -140,10 +148,14 @@ impl Owl2Train {
             let mut pieces = Vec::with_capacity(row.len());
             for seg in row {
                 match seg {
-                    Segment::Text(ids) => pieces.push(self.llm.embed_ids(std::slice::from_ref(ids))?),
+                    Segment::Text(ids) => {
+                        pieces.push(self.llm.embed_ids(std::slice::from_ref(ids))?)
+                    }
                     Segment::Image(i) => {
                         let imgs = images.ok_or_else(|| {
-                            TrainError::Input("the batch has image slots but no images were encoded".into())
+                            TrainError::Input(
+                                "the batch has image slots but no images were encoded".into(),
+                            )
                         })?;
                         let [n, q, _] = imgs.dims();
                         if *i >= n || q != batch.image_tokens {

@@ -42,7 +42,9 @@ impl ParamLayout {
     /// parameter of module shape `shape`.
     pub fn from_checkpoint(self, values: &[f32], shape: &[usize]) -> Vec<f32> {
         match (self, shape) {
-            (ParamLayout::Transposed | ParamLayout::PatchMatrix, &[r, c]) => transpose(values, c, r),
+            (ParamLayout::Transposed | ParamLayout::PatchMatrix, &[r, c]) => {
+                transpose(values, c, r)
+            }
             _ => values.to_vec(),
         }
     }
@@ -148,7 +150,8 @@ struct Collector {
 
 impl ModuleVisitor for Collector {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.stack.push((name.to_owned(), container_type.to_owned()));
+        self.stack
+            .push((name.to_owned(), container_type.to_owned()));
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
@@ -331,7 +334,10 @@ mod tests {
             ("llm", "Struct:Owl2Train"),
             ("embed_tokens", "Struct:Llama"),
         ]));
-        assert_eq!((n.as_str(), l), ("model.embed_tokens.weight", ParamLayout::Same));
+        assert_eq!(
+            (n.as_str(), l),
+            ("model.embed_tokens.weight", ParamLayout::Same)
+        );
         let (n, _) = checkpoint_name(&s(&[
             ("vision_model", "Struct:Owl2Train"),
             ("post_layernorm", "Struct:VisionModel"),

@@ -197,13 +197,20 @@ impl ParamCounts {
         }
         let per_layer: usize =
             linears.iter().map(|(_, a, b)| a * b).sum::<usize>() + 2 * modalities * h;
-        let head = if llm.tie_word_embeddings { 0 } else { h * llm.vocab_size };
+        let head = if llm.tie_word_embeddings {
+            0
+        } else {
+            h * llm.vocab_size
+        };
         let llm_total = llm.vocab_size * h + llm.num_layers * per_layer + h + head;
         let lora = policy.lora.as_ref().map_or(0, |l| {
             llm.num_layers
                 * linears
                     .iter()
-                    .filter(|(n, _, _)| l.targets(&format!("model.layers.0.self_attn.{n}")) || l.targets(&format!("model.layers.0.mlp.{n}")))
+                    .filter(|(n, _, _)| {
+                        l.targets(&format!("model.layers.0.self_attn.{n}"))
+                            || l.targets(&format!("model.layers.0.mlp.{n}"))
+                    })
                     .map(|(_, a, b)| l.rank * (a + b))
                     .sum::<usize>()
         });
@@ -214,7 +221,8 @@ impl ParamCounts {
             + d
             + s * d
             + 2 * d
-            + vision.num_layers * (2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * vi + vi) + (vi * d + d))
+            + vision.num_layers
+                * (2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * vi + vi) + (vi * d + d))
             + 2 * d;
         let (ad, ai) = (abstractor.hidden_size, abstractor.intermediate_size);
         let abstractor_total = abstractor.num_queries * ad

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use biqa_data::{ConversationRecord, SplitMix64};
-use biqa_model::{ScoringPrompt, Scorer};
+use biqa_model::{Scorer, ScoringPrompt};
 use burn::module::{Module, ParamId};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
@@ -109,17 +109,26 @@ fn stage_samples(
     let options = TokenizeOptions {
         template: config.data.template,
         variant: config.data.masking,
-        model_max_length: config.data.model_max_length.unwrap_or(DEFAULT_MODEL_MAX_LENGTH),
+        model_max_length: config
+            .data
+            .model_max_length
+            .unwrap_or(DEFAULT_MODEL_MAX_LENGTH),
         image_folder: config.data.image_folder.clone(),
     };
-    let derived = match (&config.data.stage1, &config.data.stage2, &config.data.one_stage) {
+    let derived = match (
+        &config.data.stage1,
+        &config.data.stage2,
+        &config.data.one_stage,
+    ) {
         (Some(_), Some(_), _) => None,
-        (_, _, Some(one)) => Some(two_stage_records(&read_records(one)?).map_err(|e| {
-            TrainError::Data {
-                path: one.clone(),
-                reason: e.to_string(),
-            }
-        })?),
+        (_, _, Some(one)) => {
+            Some(
+                two_stage_records(&read_records(one)?).map_err(|e| TrainError::Data {
+                    path: one.clone(),
+                    reason: e.to_string(),
+                })?,
+            )
+        }
         _ => None,
     };
     let mut out = Vec::new();
@@ -136,18 +145,21 @@ fn stage_samples(
                     &config.data.stage2
                 };
                 match (given, &derived) {
-                    (Some(p), _) if config.data.stage1.is_some() && config.data.stage2.is_some() => {
+                    (Some(p), _)
+                        if config.data.stage1.is_some() && config.data.stage2.is_some() =>
+                    {
                         (p.clone(), read_records(p)?)
                     }
                     (_, Some((s1, s2))) => (
                         config.data.one_stage.clone().unwrap_or_default(),
-                        if kind == StageKind::Stage1 { s1.clone() } else { s2.clone() },
+                        if kind == StageKind::Stage1 {
+                            s1.clone()
+                        } else {
+                            s2.clone()
+                        },
                     ),
                     _ => {
-                        return Err(TrainError::Input(format!(
-                            "no data for {}",
-                            kind.name()
-                        )));
+                        return Err(TrainError::Input(format!("no data for {}", kind.name())));
                     }
                 }
             }
@@ -230,7 +242,11 @@ const CSV_HEADER: &str = "stage,step,global_step,loss,lr,grad_norm,tokens,tokens
 ///
 /// # Errors
 /// Unreadable records or images, or fewer than two images.
-pub fn evaluate(model: &Owl2Train, assets: &ModelAssets, eval: &EvalConfig) -> Result<(usize, f64, f64)> {
+pub fn evaluate(
+    model: &Owl2Train,
+    assets: &ModelAssets,
+    eval: &EvalConfig,
+) -> Result<(usize, f64, f64)> {
     let records = read_records(&eval.data)?;
     let mut paths = Vec::new();
     let mut mos = Vec::new();
@@ -342,7 +358,10 @@ pub fn train(
         append_line(&csv, CSV_HEADER)?;
     }
     let pad = pad_id(&assets.tokenizer);
-    let max_len = config.data.model_max_length.unwrap_or(DEFAULT_MODEL_MAX_LENGTH);
+    let max_len = config
+        .data
+        .model_max_length
+        .unwrap_or(DEFAULT_MODEL_MAX_LENGTH);
     let preprocessor = assets.preprocessor.clone();
     let total_steps = config.recipe.total_steps();
     let start = Instant::now();
@@ -468,15 +487,16 @@ pub fn train(
                 progress.stage_step = 0;
             }
             let every = config.checkpoint_every;
-            if stage_end || (every > 0 && progress.global_step % every == 0) {
+            if stage_end || (every > 0 && progress.global_step.is_multiple_of(every)) {
                 let name = format!("step-{:07}", progress.global_step);
                 let dir = ckpt_root.join(&name);
                 save_checkpoint(&dir, &model, &opt, &progress)?;
-                biqa_data::write_bytes_atomic(&ckpt_root.join("latest"), name.as_bytes())
-                    .map_err(|e| TrainError::Data {
+                biqa_data::write_bytes_atomic(&ckpt_root.join("latest"), name.as_bytes()).map_err(
+                    |e| TrainError::Data {
                         path: ckpt_root.join("latest"),
                         reason: e.to_string(),
-                    })?;
+                    },
+                )?;
                 last_ckpt.push(dir);
                 while last_ckpt.len() > config.keep_checkpoints.max(1) {
                     let old = last_ckpt.remove(0);
@@ -484,7 +504,8 @@ pub fn train(
                 }
             }
             if let Some(e) = &config.eval {
-                let due = stage_end || (e.every > 0 && progress.global_step % e.every == 0);
+                let due =
+                    stage_end || (e.every > 0 && progress.global_step.is_multiple_of(e.every));
                 if due {
                     let mut e = e.clone();
                     if e.image_folder.is_none() {
@@ -498,7 +519,10 @@ pub fn train(
                         srcc,
                         plcc,
                     };
-                    append_line(&evals_path, &serde_json::to_string(&log).unwrap_or_default())?;
+                    append_line(
+                        &evals_path,
+                        &serde_json::to_string(&log).unwrap_or_default(),
+                    )?;
                     observer.on_eval(&log);
                     evals.push(log);
                 }

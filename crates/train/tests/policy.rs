@@ -52,7 +52,12 @@ fn loss(model: &Owl2Train, assets: &ModelAssets, b: &ExpandedBatch) -> Result<(f
         .preprocess_paths(&b.images)?
         .to_tensor(&device);
     let out = model.forward_loss(b, Some(p), 0.0)?;
-    let l = out.loss.inner().into_data().try_to_vec::<f32>().map_err(|e| anyhow!("{e:?}"))?[0];
+    let l = out
+        .loss
+        .inner()
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow!("{e:?}"))?[0];
     let n = out.tokens * out.logits.dims()[1];
     let logits = out
         .logits
@@ -65,7 +70,10 @@ fn loss(model: &Owl2Train, assets: &ModelAssets, b: &ExpandedBatch) -> Result<(f
 }
 
 fn counts(model: &Owl2Train, policy: &TrainablePolicy) -> Result<ParamCounts> {
-    let v = model.vision_model.as_ref().ok_or_else(|| anyhow!("vision"))?;
+    let v = model
+        .vision_model
+        .as_ref()
+        .ok_or_else(|| anyhow!("vision"))?;
     let a = model
         .visual_abstractor
         .as_ref()
@@ -97,7 +105,10 @@ fn freezing_policies_count_what_trains() -> Result<()> {
         let (model, _) = Owl2Train::from_dir(model_dir(), &device)?;
         let total: usize = param_infos(&model).iter().map(|p| p.numel).sum();
         let c = counts(&model, &policy)?;
-        ensure!(c.vision + c.abstractor + c.llm == total, "analytic total {c:?} vs {total}");
+        ensure!(
+            c.vision + c.abstractor + c.llm == total,
+            "analytic total {c:?} vs {total}"
+        );
         let model = policy.apply(model)?;
         ensure!(
             trainable_count(&model) == c.trainable,
@@ -157,7 +168,10 @@ fn qalign_lora_trains_adapters_and_abstractor_then_merges() -> Result<()> {
     let mut opt = AdamW::new(AdamWConfig::default());
     let model = opt.step(model, 1e-2, &grads);
     let (loss2, logits2) = loss(&model, &assets, &b)?;
-    ensure!(loss2 < loss0, "one step did not lower the loss: {loss2} vs {loss0}");
+    ensure!(
+        loss2 < loss0,
+        "one step did not lower the loss: {loss2} vs {loss0}"
+    );
     ensure!(logits2 != logits0);
 
     // Merging folds the adapters into plain weights with the base names; the outputs stay.
@@ -166,7 +180,10 @@ fn qalign_lora_trains_adapters_and_abstractor_then_merges() -> Result<()> {
     ensure!(names.iter().all(|n| !n.contains("lora")));
     ensure!(names.len() == 108);
     let (loss3, logits3) = loss(&merged, &assets, &b)?;
-    ensure!((loss3 - loss2).abs() <= 1e-5, "merged loss {loss3} vs {loss2}");
+    ensure!(
+        (loss3 - loss2).abs() <= 1e-5,
+        "merged loss {loss3} vs {loss2}"
+    );
     let d = logits3
         .iter()
         .zip(&logits2)
@@ -181,7 +198,13 @@ fn qalign_lora_7b_trains_about_149m_parameters() -> Result<()> {
     let llm = LlamaConfig::mplug_owl2_7b();
     let vision = VisionConfig::vit_l14_448();
     let abstractor = AbstractorConfig::owl2_7b();
-    let c = ParamCounts::of(&llm, &vision, &abstractor, 2, &TrainablePolicy::qalign_lora());
+    let c = ParamCounts::of(
+        &llm,
+        &vision,
+        &abstractor,
+        2,
+        &TrainablePolicy::qalign_lora(),
+    );
     // LoRA r=128 on q_proj (4096→4096) and v_proj.multiway.1 (4096→4096) of 32 layers: 67,108,864; the whole
     // abstractor: 81,473,536 (6 layers of 1024 with a 2816 SwiGLU, 64 queries, visual_fc 1024→4096, vit_eos).
     ensure!(c.lora == 67_108_864, "{c:?}");
@@ -189,7 +212,10 @@ fn qalign_lora_7b_trains_about_149m_parameters() -> Result<()> {
     ensure!(c.trainable == 148_582_400, "{c:?}");
     // The LLM: LLaMA-2-7B's 6,738,415,616 plus the image branches of k/v (32 × 2 × 4096²) and of the two norms
     // (32 × 2 × 4096); with the ViT-L/14-448 (303,966,208) and the abstractor, mPLUG-Owl2's 8.2 B.
-    ensure!(c.llm == 6_738_415_616 + 32 * 2 * 4096 * 4096 + 32 * 2 * 4096, "{c:?}");
+    ensure!(
+        c.llm == 6_738_415_616 + 32 * 2 * 4096 * 4096 + 32 * 2 * 4096,
+        "{c:?}"
+    );
     ensure!(c.vision == 303_966_208, "{c:?}");
     Ok(())
 }

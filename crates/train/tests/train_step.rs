@@ -113,7 +113,10 @@ fn fixture_batch(assets: &ModelAssets) -> Result<ExpandedBatch> {
         id: "single_image".into(),
         image: Some("astronaut_96x96.png".into()),
         conversations: vec![
-            turn("human", "How would you rate the quality of this image?\n<|image|>"),
+            turn(
+                "human",
+                "How would you rate the quality of this image?\n<|image|>",
+            ),
             turn("gpt", "The quality of the image is poor."),
         ],
         gt_score: None,
@@ -219,7 +222,12 @@ fn cross_entropy_formulas_from_the_stored_logits() -> Result<()> {
     let a = host(label_smoothed_nll(t.clone(), &targets, 0.0)?)?[0];
     let b = host(label_smoothed_nll(t, &targets, 0.1)?)?[0];
     rel_close(f64::from(a), scalar(&e, "loss.a_plain_ce")?, 1e-5, "loss a")?;
-    rel_close(f64::from(b), scalar(&e, "loss.b_label_smoothing_0.1")?, 1e-5, "loss b")?;
+    rel_close(
+        f64::from(b),
+        scalar(&e, "loss.b_label_smoothing_0.1")?,
+        1e-5,
+        "loss b",
+    )?;
     Ok(())
 }
 
@@ -232,10 +240,14 @@ fn adamw_alone_from_the_stored_gradients() -> Result<()> {
     let mut grads: HashMap<ParamId, FlatGrad> = HashMap::new();
     for name in SELECTED {
         let info = &infos[name];
-        let g = info
-            .layout
-            .from_checkpoint(&stored_grad(&e, &format!("grad1/{name}"), info)?, &info.shape);
-        grads.insert(info.id, Tensor::from_data(TensorData::new(g, [info.numel]), &Device::flex()));
+        let g = info.layout.from_checkpoint(
+            &stored_grad(&e, &format!("grad1/{name}"), info)?,
+            &info.shape,
+        );
+        grads.insert(
+            info.id,
+            Tensor::from_data(TensorData::new(g, [info.numel]), &Device::flex()),
+        );
     }
     let mut opt = fixture_adamw();
     let model = opt.step(model, 1e-3, &grads);
@@ -244,7 +256,10 @@ fn adamw_alone_from_the_stored_gradients() -> Result<()> {
     // Embedding rows without a gradient are only decayed: w0 · f32(1 − lr·wd), exactly.
     let emb = &infos["model.embed_tokens.weight"];
     let rows: Vec<usize> = get(&e, "embed_rows")?.iter().map(|&r| r as usize).collect();
-    let (w0, w1) = (host(before[&emb.id].clone())?, host(after[&emb.id].clone())?);
+    let (w0, w1) = (
+        host(before[&emb.id].clone())?,
+        host(after[&emb.id].clone())?,
+    );
     let h = emb.shape[1];
     let f = (1.0f64 - 1e-3 * 0.01) as f32;
     for r in (0..emb.shape[0]).filter(|r| !rows.contains(r)) {
@@ -253,7 +268,10 @@ fn adamw_alone_from_the_stored_gradients() -> Result<()> {
         }
     }
     // Parameters without a gradient are untouched (no weight decay either).
-    for info in infos.values().filter(|i| !SELECTED.contains(&i.name.as_str())) {
+    for info in infos
+        .values()
+        .filter(|i| !SELECTED.contains(&i.name.as_str()))
+    {
         ensure!(
             host(after[&info.id].clone())? == host(before[&info.id].clone())?,
             "{} changed without a gradient",
@@ -267,7 +285,10 @@ fn adamw_alone_from_the_stored_gradients() -> Result<()> {
         for (got, key) in [(m, "adam1.exp_avg"), (v, "adam1.exp_avg_sq")] {
             let want = get(&e, &format!("{key}/{name}"))?;
             for (g, w) in got.iter().zip(want) {
-                ensure!((g - w).abs() <= 1e-6 * w.abs().max(1e-30), "{key}/{name}: {g} vs {w}");
+                ensure!(
+                    (g - w).abs() <= 1e-6 * w.abs().max(1e-30),
+                    "{key}/{name}: {g} vs {w}"
+                );
             }
         }
     }
@@ -295,11 +316,7 @@ fn forward_backward(
 
 /// A stored gradient in the checkpoint layout, whole: `grad1/model.embed_tokens.weight` holds only the rows in
 /// `embed_rows`, every other row is exactly 0.
-fn stored_grad(
-    e: &Tensors,
-    key: &str,
-    info: &ParamInfo,
-) -> Result<Vec<f32>> {
+fn stored_grad(e: &Tensors, key: &str, info: &ParamInfo) -> Result<Vec<f32>> {
     let stored = get(e, key)?;
     if stored.len() == info.numel {
         return Ok(stored.to_vec());
@@ -316,12 +333,7 @@ fn stored_grad(
 
 /// Our whole value (checkpoint layout) cut to what the fixture stores under `key` (the `embed_rows` rows of the
 /// embedding, everything otherwise).
-fn as_stored(
-    e: &Tensors,
-    key: &str,
-    info: &ParamInfo,
-    ours: Vec<f32>,
-) -> Result<Vec<f32>> {
+fn as_stored(e: &Tensors, key: &str, info: &ParamInfo, ours: Vec<f32>) -> Result<Vec<f32>> {
     if get(e, key)?.len() == ours.len() {
         return Ok(ours);
     }
@@ -345,7 +357,12 @@ fn check_values(
     for name in names {
         let info = &infos[*name];
         let key = format!("{prefix}/{name}");
-        let got = as_stored(e, &key, info, ckpt_values(info, &host(values[&info.id].clone())?))?;
+        let got = as_stored(
+            e,
+            &key,
+            info,
+            ckpt_values(info, &host(values[&info.id].clone())?),
+        )?;
         let d = max_abs_diff(&got, get(e, &key)?);
         ensure!(d <= tol, "{key} differs by {d}");
     }
@@ -385,7 +402,10 @@ fn full_forward_backward_and_two_adamw_steps() -> Result<()> {
 
     // The batch's image is the fixture's pixels exactly.
     let px = pixels(&assets, &batch, &Device::flex())?;
-    let px: Vec<f32> = px.into_data().try_to_vec::<f32>().map_err(|e| anyhow!("{e:?}"))?;
+    let px: Vec<f32> = px
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow!("{e:?}"))?;
     ensure!(px == get(&e, "batch.images_row0")?, "pixels differ");
 
     // Step 1: loss (a), supervised logits, gradients.
@@ -394,7 +414,12 @@ fn full_forward_backward_and_two_adamw_steps() -> Result<()> {
     let d = max_abs_diff(&logits, get(&e, "sup.logits")?);
     ensure!(d <= 1e-4, "sup.logits differ by {d}");
     check_grads(&e, &infos, &grads, "grad1", &SELECTED)?;
-    rel_close(global_grad_norm(&grads), scalar(&e, "grad_norm.step1")?, 1e-5, "grad norm 1")?;
+    rel_close(
+        global_grad_norm(&grads),
+        scalar(&e, "grad_norm.step1")?,
+        1e-5,
+        "grad norm 1",
+    )?;
     let per_param = results["per_param_grad_norm"]
         .as_object()
         .ok_or_else(|| anyhow!("per_param_grad_norm"))?;
@@ -404,7 +429,10 @@ fn full_forward_backward_and_two_adamw_steps() -> Result<()> {
         let g = host(grads[&infos[name].id].clone())?;
         let got = g.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
         if want == 0.0 {
-            ensure!(g.iter().all(|&x| x == 0.0), "{name}: the gradient must be exactly 0");
+            ensure!(
+                g.iter().all(|&x| x == 0.0),
+                "{name}: the gradient must be exactly 0"
+            );
         } else {
             // Mathematically zero gradients (the abstractor's key bias shifts every score of a query
             // equally) are rounding noise of ~1e-9 in both implementations: an absolute floor.
@@ -421,7 +449,10 @@ fn full_forward_backward_and_two_adamw_steps() -> Result<()> {
     let h = emb.shape[1];
     for r in 0..emb.shape[0] {
         if r == 0 || !rows.contains(&r) {
-            ensure!(g[r * h..(r + 1) * h].iter().all(|&x| x == 0.0), "embed row {r} has a gradient");
+            ensure!(
+                g[r * h..(r + 1) * h].iter().all(|&x| x == 0.0),
+                "embed row {r} has a gradient"
+            );
         }
     }
 
@@ -430,8 +461,18 @@ fn full_forward_backward_and_two_adamw_steps() -> Result<()> {
     let model = opt.step(model, 1e-3, &grads);
     check_values(&e, &infos, &param_values(&model), "step1", &SELECTED, 1e-4)?;
     let (loss2, grads2, _) = forward_backward(&model, &assets, &batch, 0.0)?;
-    rel_close(loss2, scalar(&e, "loss.after_step1")?, 1e-5, "loss after step 1")?;
-    rel_close(global_grad_norm(&grads2), scalar(&e, "grad_norm.step2")?, 1e-5, "grad norm 2")?;
+    rel_close(
+        loss2,
+        scalar(&e, "loss.after_step1")?,
+        1e-5,
+        "loss after step 1",
+    )?;
+    rel_close(
+        global_grad_norm(&grads2),
+        scalar(&e, "grad_norm.step2")?,
+        1e-5,
+        "grad norm 2",
+    )?;
     check_grads(&e, &infos, &grads2, "grad2", &SMALL)?;
     let model = opt.step(model, 1e-3, &grads2);
     check_values(&e, &infos, &param_values(&model), "step2", &SELECTED, 1e-4)?;
@@ -443,7 +484,12 @@ fn full_forward_backward_and_two_adamw_steps() -> Result<()> {
         ensure!(d <= 1e-6, "adam2.exp_avg/{name} differs by {d}");
     }
     let (loss3, _, _) = forward_backward(&model, &assets, &batch, 0.0)?;
-    rel_close(loss3, scalar(&e, "loss.after_step2")?, 1e-5, "loss after step 2")?;
+    rel_close(
+        loss3,
+        scalar(&e, "loss.after_step2")?,
+        1e-5,
+        "loss after step 2",
+    )?;
     Ok(())
 }
 
@@ -456,12 +502,22 @@ fn label_smoothed_gradient_and_frozen_vision() -> Result<()> {
     let infos = by_name(&model);
 
     let (loss_b, grads_b, _) = forward_backward(&model, &assets, &batch, 0.1)?;
-    rel_close(loss_b, scalar(&e, "loss.b_label_smoothing_0.1")?, 1e-5, "loss b")?;
+    rel_close(
+        loss_b,
+        scalar(&e, "loss.b_label_smoothing_0.1")?,
+        1e-5,
+        "loss b",
+    )?;
     check_grads(&e, &infos, &grads_b, "ls_grad1", &SMALL)?;
     let want = results()?["loss_b_backward_grad_norm"]
         .as_f64()
         .ok_or_else(|| anyhow!("loss_b_backward_grad_norm"))?;
-    rel_close(global_grad_norm(&grads_b), want, 1e-5, "grad norm of loss b")?;
+    rel_close(
+        global_grad_norm(&grads_b),
+        want,
+        1e-5,
+        "grad norm of loss b",
+    )?;
 
     // Frozen vision tower: 31 parameters without gradients, bit-identical after the step.
     let mut model = model;
@@ -469,8 +525,17 @@ fn label_smoothed_gradient_and_frozen_vision() -> Result<()> {
     let before = param_values(&model);
     let (loss, grads, _) = forward_backward(&model, &assets, &batch, 0.0)?;
     rel_close(loss, scalar(&e, "loss.a_plain_ce")?, 1e-5, "frozen loss")?;
-    ensure!(grads.len() == 77, "{} gradients with the tower frozen", grads.len());
-    rel_close(global_grad_norm(&grads), scalar(&e, "grad_norm.frozen_step1")?, 1e-5, "frozen norm")?;
+    ensure!(
+        grads.len() == 77,
+        "{} gradients with the tower frozen",
+        grads.len()
+    );
+    rel_close(
+        global_grad_norm(&grads),
+        scalar(&e, "grad_norm.frozen_step1")?,
+        1e-5,
+        "frozen norm",
+    )?;
     check_grads(&e, &infos, &grads, "frozen_grad1", &SMALL)?;
     let mut opt = fixture_adamw();
     let model = opt.step(model, 1e-3, &grads);

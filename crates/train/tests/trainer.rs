@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, ensure};
-use biqa_model::{LoadOptions, Owl2, ScoringPrompt, Scorer};
+use biqa_model::{LoadOptions, Owl2, Scorer, ScoringPrompt};
 use biqa_train::{
     DataConfig, EvalConfig, Recipe, Silent, StepLog, TrainConfig, TrainError, latest_checkpoint,
     train,
@@ -79,7 +79,11 @@ fn one_stage_lowers_the_loss_and_exports_a_loadable_model() -> Result<()> {
     ensure!(report.evals.len() == 1 && report.evals[0].images == 6);
     ensure!(out.path().join("metrics.csv").is_file() && out.path().join("metrics.jsonl").is_file());
     // The export is a checkpoint directory `biqa score` loads.
-    let owl = Owl2::from_dir(&report.final_model, &Device::flex(), &LoadOptions::default())?;
+    let owl = Owl2::from_dir(
+        &report.final_model,
+        &Device::flex(),
+        &LoadOptions::default(),
+    )?;
     let scorer = Scorer::new(&owl.tokenizer, ScoringPrompt::Qalign, None)?;
     let img = model_dir().join("images/astronaut_96x96.png");
     let s = owl.score_paths(&[img], &scorer, 1, |_| {})?;
@@ -134,7 +138,11 @@ fn resume_gives_the_same_losses_and_survives_a_torn_checkpoint() -> Result<()> {
     ensure!(latest_checkpoint(b.path()) == Some(ckpts.join("step-0000004")));
     cb.stop_after = None;
     let rest = train(&cb, &Device::flex(), true, &mut Silent)?;
-    ensure!(rest.steps.len() == 2, "{} steps after resuming", rest.steps.len());
+    ensure!(
+        rest.steps.len() == 2,
+        "{} steps after resuming",
+        rest.steps.len()
+    );
     for (r, f) in rest.steps.iter().zip(&full.steps[4..]) {
         ensure!(r.global_step == f.global_step && r.stage == f.stage);
         ensure!(
