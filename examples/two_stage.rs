@@ -76,6 +76,7 @@ fn main() -> Result<()> {
             image_folder: Some(data.clone()),
             every: 0,
             max_images: Some(72),
+            instability: None,
         }),
         stop_after: None,
     };

@@ -815,7 +815,7 @@ impl biqa::train::Observer for TrainProgress {
     }
 
     fn on_eval(&mut self, log: &biqa::train::EvalLog) {
-        let line = format!(
+        let mut line = format!(
             "validation after step {} ({}): SRCC {:.4}  PLCC {:.4} on {} images",
             log.global_step,
             log.stage.name(),
@@ -823,6 +823,9 @@ impl biqa::train::Observer for TrainProgress {
             log.plcc,
             log.images
         );
+        if let (Some(i), Some(r)) = (log.instability, log.invalid_rate) {
+            line.push_str(&format!("; instability {i:.4} (invalid answers {r:.3})"));
+        }
         match &self.bar {
             Some(b) => b.println(line),
             None => eprintln!("{line}"),

@@ -46,6 +46,38 @@ pub struct EvalConfig {
     /// At most this many images (the first ones).
     #[serde(default)]
     pub max_images: Option<usize>,
+    /// The instability of sampled quality descriptions (the paper's instability ratio), when set.
+    #[serde(default)]
+    pub instability: Option<InstabilityConfig>,
+}
+
+/// K sampled descriptions × S sessions of the first images, read into levels (the last level word of each
+/// answer), and `biqa_metrics::instability` over them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InstabilityConfig {
+    /// Images (the first ones of the validation set).
+    pub images: usize,
+    /// Sampled answers per image and session (K).
+    pub samples: usize,
+    /// Sessions (S), each with its own seeds.
+    pub sessions: usize,
+    /// Sampling temperature (mPLUG-Owl2's demo: 0.7).
+    pub temperature: f32,
+    /// Longest answer.
+    pub max_new_tokens: usize,
+}
+
+impl Default for InstabilityConfig {
+    fn default() -> Self {
+        Self {
+            images: 8,
+            samples: 5,
+            sessions: 2,
+            temperature: 0.7,
+            max_new_tokens: 64,
+        }
+    }
 }
 
 /// Everything `biqa train` needs.

@@ -24,7 +24,7 @@ pub mod recipe;
 pub mod trainer;
 
 pub use batch::{Batch, ExpandedBatch, Segment, collate, expand, pad_id};
-pub use config::{DataConfig, EvalConfig, TrainConfig};
+pub use config::{DataConfig, EvalConfig, InstabilityConfig, TrainConfig};
 pub use conversation::{
     IGNORE_INDEX, MaskingVariant, Mismatch, Template, TokenizeOptions, TokenizedDataset,
     TokenizedSample, load_dataset, read_records,

@@ -60,6 +60,12 @@ pub struct EvalLog {
     pub srcc: f64,
     /// PLCC (raw).
     pub plcc: f64,
+    /// The mean sample-level instability ratio over sessions, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instability: Option<f64>,
+    /// The mean invalid-answer rate of those samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid_rate: Option<f64>,
 }
 
 /// What a run reports along the way (a progress bar in the CLI).
@@ -238,15 +244,26 @@ fn truncate_log(path: &Path, global_step: usize, csv: bool) -> Result<()> {
 
 const CSV_HEADER: &str = "stage,step,global_step,loss,lr,grad_norm,tokens,tokens_per_s,elapsed_s";
 
-/// Scores the validation images with the Q-Align prompt and correlates with their MOS.
+/// What [`evaluate`] measures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// Images scored.
+    pub images: usize,
+    /// SRCC of the Q-Align scores against the MOS.
+    pub srcc: f64,
+    /// PLCC (raw).
+    pub plcc: f64,
+    /// The instability report of sampled descriptions, when configured.
+    pub instability: Option<biqa_metrics::InstabilityReport>,
+}
+
+/// Scores the validation images with the Q-Align prompt and correlates with their MOS; with
+/// [`crate::config::InstabilityConfig`], also samples K descriptions × S sessions of the first images and
+/// computes their instability.
 ///
 /// # Errors
 /// Unreadable records or images, or fewer than two images.
-pub fn evaluate(
-    model: &Owl2Train,
-    assets: &ModelAssets,
-    eval: &EvalConfig,
-) -> Result<(usize, f64, f64)> {
+pub fn evaluate(model: &Owl2Train, assets: &ModelAssets, eval: &EvalConfig) -> Result<Evaluation> {
     let records = read_records(&eval.data)?;
     let mut paths = Vec::new();
     let mut mos = Vec::new();
@@ -276,7 +293,47 @@ pub fn evaluate(
     let pred: Vec<f64> = scores.iter().map(|s| s.score).collect();
     let srcc = biqa_metrics::srcc(&pred, &mos).unwrap_or(f64::NAN);
     let plcc = biqa_metrics::plcc(&pred, &mos).unwrap_or(f64::NAN);
-    Ok((paths.len(), srcc, plcc))
+    let instability = match &eval.instability {
+        Some(ic) if ic.images > 0 && ic.samples > 0 && ic.sessions > 0 => {
+            let parser = biqa_metrics::LevelParser::default();
+            let eos = vec![owl.tokenizer.eos_id()];
+            let mut sessions = Vec::with_capacity(ic.sessions);
+            for s in 0..ic.sessions {
+                let mut per_image = Vec::new();
+                for (i, p) in paths.iter().take(ic.images).enumerate() {
+                    let mut answers = Vec::with_capacity(ic.samples);
+                    for k in 0..ic.samples {
+                        let config = biqa_decoder::GenerationConfig {
+                            max_new_tokens: ic.max_new_tokens,
+                            stop_tokens: eos.clone(),
+                            sampling: biqa_decoder::Sampling::from_params(
+                                ic.temperature,
+                                None,
+                                None,
+                            )?,
+                            seed: ((s * 1_000_003 + i) * 1_009 + k) as u64,
+                            keep_logits: false,
+                        };
+                        let text = owl.describe(p, &config, |_| {})?.text;
+                        answers.push(match parser.parse(&text) {
+                            Some(l) => biqa_metrics::Answer::Level(l),
+                            None => biqa_metrics::Answer::Invalid,
+                        });
+                    }
+                    per_image.push(answers);
+                }
+                sessions.push(per_image);
+            }
+            biqa_metrics::instability(&sessions).ok()
+        }
+        _ => None,
+    };
+    Ok(Evaluation {
+        images: paths.len(),
+        srcc,
+        plcc,
+        instability,
+    })
 }
 
 /// The most recent complete checkpoint under `output/checkpoints` (named by `latest`), if any.
@@ -511,13 +568,15 @@ pub fn train(
                     if e.image_folder.is_none() {
                         e.image_folder.clone_from(&config.data.image_folder);
                     }
-                    let (images, srcc, plcc) = evaluate(&model, &assets, &e)?;
+                    let ev = evaluate(&model, &assets, &e)?;
                     let log = EvalLog {
                         stage: *kind,
                         global_step: progress.global_step,
-                        images,
-                        srcc,
-                        plcc,
+                        images: ev.images,
+                        srcc: ev.srcc,
+                        plcc: ev.plcc,
+                        instability: ev.instability.as_ref().map(|r| r.sample_level_mean),
+                        invalid_rate: ev.instability.as_ref().map(|r| r.invalid_rate),
                     };
                     append_line(
                         &evals_path,

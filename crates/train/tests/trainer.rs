@@ -71,12 +71,24 @@ fn one_stage_lowers_the_loss_and_exports_a_loadable_model() -> Result<()> {
         image_folder: None,
         every: 0,
         max_images: Some(6),
+        instability: Some(biqa_train::InstabilityConfig {
+            images: 2,
+            samples: 3,
+            sessions: 2,
+            temperature: 1.0,
+            max_new_tokens: 12,
+        }),
     });
     let report = train(&c, &Device::flex(), false, &mut Silent)?;
     ensure!(report.steps.len() == 12);
     let (first, last) = (mean(&report.steps[..3]), mean(&report.steps[9..]));
     ensure!(last < first, "loss did not go down: {first} → {last}");
     ensure!(report.evals.len() == 1 && report.evals[0].images == 6);
+    let inst = report.evals[0].instability;
+    ensure!(
+        inst.is_some_and(|v| (0.0..=1.0).contains(&v)),
+        "instability {inst:?}"
+    );
     ensure!(out.path().join("metrics.csv").is_file() && out.path().join("metrics.jsonl").is_file());
     // The export is a checkpoint directory `biqa score` loads.
     let owl = Owl2::from_dir(
