@@ -1,0 +1,247 @@
+//! Criterion benchmarks of one mPLUG-Owl2 training step on the CPU (flex backend, f32, autodiff): the forward with
+//! labels, the backward, and one AdamW step (β = (0.9, 0.98), ε = 1e-6, no weight decay), each also timed alone
+//! (`forward`, `forward_backward`, `step` = all three).
+//!
+//! - `tiny`: the `tests/fixtures/tiny-owl2` checkpoint on the batch of `tests/fixtures/train-step` (2 rows,
+//!   Vicuna v1 prompt: one image sample + one text-only sample, 176 expanded tokens, 9 of them image tokens,
+//!   18 supervised). The setup checks the fixture's loss 6.80948448 before timing.
+//! - `small`: a random model of the decoder bench's small LLM (hidden 512, 8 layers, 8 heads, MLP 1376,
+//!   vocab 32000, modality-adaptive k/v and norms) with the vision bench's small tower (ViT 256 × 6 layers at
+//!   224 px, patch 14; abstractor 256 × 2 layers, 16 queries → 17 image tokens), on the same two conversations
+//!   (184 expanded tokens, 17 of them image tokens, 18 supervised).
+//!
+//! `benches/reference/train_torch.py` times the same steps in PyTorch.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use biqa::data::{ConversationRecord, Turn};
+use biqa::decoder::{Llama, LlamaConfig};
+use biqa::vision::{
+    AbstractorConfig, Preprocessor, ResizeMode, VisionConfig, VisionModel, VisualAbstractor,
+};
+use biqa_train::batch::{ExpandedBatch, collate, expand, pad_id};
+use biqa_train::conversation::{TokenizeOptions, tokenize_record};
+use biqa_train::optim::{AdamW, AdamWConfig, DecayExclusion};
+use biqa_train::params::{collect_grads, param_infos};
+use biqa_train::{ModelAssets, Owl2Train};
+use burn::tensor::{Device, Tensor};
+use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+
+/// The learning rate of the timed steps (the timing does not depend on it).
+const LR: f64 = 1e-4;
+
+fn model_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-owl2")
+}
+
+fn turn(from: &str, value: &str) -> Turn {
+    Turn {
+        from: from.into(),
+        value: value.into(),
+    }
+}
+
+/// The batch of `tests/fixtures/train-step` (`--version v1`, `[single_image, text_only]`), as
+/// `crates/train/tests/train_step.rs` builds it, expanded with `image_tokens` visual tokens.
+fn fixture_batch(assets: &ModelAssets, image_tokens: usize) -> ExpandedBatch {
+    let options = TokenizeOptions {
+        image_folder: Some(model_dir().join("images")),
+        ..TokenizeOptions::default()
+    };
+    let single = ConversationRecord {
+        id: "single_image".into(),
+        image: Some("astronaut_96x96.png".into()),
+        conversations: vec![
+            turn(
+                "human",
+                "How would you rate the quality of this image?\n<|image|>",
+            ),
+            turn("gpt", "The quality of the image is poor."),
+        ],
+        gt_score: None,
+    };
+    let text = ConversationRecord {
+        id: "text_only".into(),
+        image: None,
+        conversations: vec![
+            turn(
+                "human",
+                "The image is a sharp photo of a cup of coffee on a table. The colors are vivid, the exposure is \
+                 good and there is no visible noise. How would you rate the quality of this image?",
+            ),
+            turn("gpt", "The quality of the image is good."),
+        ],
+        gt_score: None,
+    };
+    let tok = &assets.tokenizer;
+    let a = tokenize_record(tok, &single, 0, &options).expect("tokenize");
+    let b = tokenize_record(tok, &text, 1, &options).expect("tokenize");
+    let batch = collate([&a, &b], pad_id(tok), options.model_max_length).expect("collate");
+    expand(&batch, image_tokens).expect("expand")
+}
+
+fn small_llm() -> LlamaConfig {
+    LlamaConfig {
+        vocab_size: 32_000,
+        hidden_size: 512,
+        intermediate_size: 1376,
+        num_layers: 8,
+        num_heads: 8,
+        num_kv_heads: 8,
+        head_dim: 64,
+        rms_norm_eps: 1e-6,
+        rope_theta: 10_000.0,
+        max_position_embeddings: 2048,
+        tie_word_embeddings: false,
+        bos_token_id: 1,
+        eos_token_ids: vec![2],
+    }
+}
+
+fn small_vision() -> (VisionConfig, AbstractorConfig) {
+    let v = VisionConfig {
+        hidden_size: 256,
+        intermediate_size: 1024,
+        num_layers: 6,
+        num_heads: 4,
+        image_size: 224,
+        patch_size: 14,
+        layer_norm_eps: 1e-6,
+        num_channels: 3,
+    };
+    let a = AbstractorConfig {
+        hidden_size: 256,
+        num_layers: 2,
+        num_heads: 4,
+        intermediate_size: 704,
+        num_queries: 16,
+        grid_size: 16,
+        layer_norm_eps: 1e-6,
+        output_size: 512,
+    };
+    (v, a)
+}
+
+fn adamw() -> AdamW {
+    AdamW::new(AdamWConfig {
+        beta1: 0.9,
+        beta2: 0.98,
+        eps: 1e-6,
+        weight_decay: 0.0,
+        decay_exclusion: DecayExclusion::None,
+    })
+}
+
+fn loss_value(model: &Owl2Train, batch: &ExpandedBatch, pixels: &Tensor<4>) -> f32 {
+    let out = model
+        .forward_loss(batch, Some(pixels.clone()), 0.0)
+        .expect("forward");
+    out.loss
+        .inner()
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("loss")[0]
+}
+
+/// Times the forward, the forward + backward, and the whole step of `model` on `batch`.
+fn bench_steps(
+    c: &mut Criterion,
+    name: &str,
+    model: Owl2Train,
+    batch: &ExpandedBatch,
+    pixels: &Tensor<4>,
+    measurement: Duration,
+) {
+    let device = model.llm.device();
+    let sync = || device.sync().expect("device sync");
+    let n_params = param_infos(&model).len();
+    let mut g = c.benchmark_group(format!("train_{name}"));
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(measurement);
+    g.bench_function("forward", |b| {
+        b.iter(|| {
+            let out = model
+                .forward_loss(batch, Some(pixels.clone()), 0.0)
+                .expect("forward");
+            black_box(out.loss);
+            sync();
+        })
+    });
+    g.bench_function("forward_backward", |b| {
+        b.iter(|| {
+            let out = model
+                .forward_loss(batch, Some(pixels.clone()), 0.0)
+                .expect("forward");
+            let mut grads = out.loss.backward();
+            black_box(collect_grads(&model, &mut grads));
+            sync();
+        })
+    });
+    let mut opt = adamw();
+    let mut state = Some(model);
+    g.bench_function("step", |b| {
+        b.iter(|| {
+            let model = state.take().expect("model");
+            let out = model
+                .forward_loss(batch, Some(pixels.clone()), 0.0)
+                .expect("forward");
+            let mut grads = out.loss.backward();
+            let grads = collect_grads(&model, &mut grads);
+            assert_eq!(grads.len(), n_params, "every parameter gets a gradient");
+            state = Some(opt.step(model, LR, &grads));
+            sync();
+        })
+    });
+    g.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    let device = Device::flex().autodiff();
+
+    // tiny: the fixture checkpoint and batch; the loss must be the original code's.
+    let (model, assets) = Owl2Train::from_dir(model_dir(), &device).expect("tiny-owl2");
+    let batch = fixture_batch(&assets, 9);
+    assert_eq!((batch.batch, batch.len, batch.n_supervised()), (2, 176, 18));
+    let pre = assets.preprocessor.as_ref().expect("preprocessor");
+    let pixels = pre
+        .preprocess_paths(&batch.images)
+        .expect("pixels")
+        .to_tensor(&device);
+    let loss = loss_value(&model, &batch, &pixels);
+    assert!(
+        (f64::from(loss) - 6.809_484_48).abs() < 1e-4,
+        "tiny loss {loss}, the fixture's is 6.80948448"
+    );
+    bench_steps(c, "tiny", model, &batch, &pixels, Duration::from_secs(3));
+
+    // small: random weights, the same two conversations with 17 image tokens, the image at 224 px.
+    let (vc, ac) = small_vision();
+    let model = Owl2Train {
+        llm: Llama::init(&small_llm(), 2, &device, 0),
+        vision_model: Some(VisionModel::init(&vc, &device, 1)),
+        visual_abstractor: Some(VisualAbstractor::init(&ac, &device, 2)),
+    };
+    let batch = fixture_batch(&assets, ac.num_queries + 1);
+    assert_eq!((batch.batch, batch.len, batch.n_supervised()), (2, 184, 18));
+    let pre = Preprocessor::from_json_str(
+        r#"{"crop_size": 224, "do_center_crop": true, "do_normalize": true, "do_resize": true,
+            "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
+            "resample": 3, "size": 224}"#,
+        ResizeMode::Pad,
+    )
+    .expect("preprocessor");
+    let pixels = pre
+        .preprocess_paths(&batch.images)
+        .expect("pixels")
+        .to_tensor(&device);
+    let loss = loss_value(&model, &batch, &pixels);
+    assert!(loss.is_finite(), "small loss {loss}");
+    bench_steps(c, "small", model, &batch, &pixels, Duration::from_secs(8));
+}
+
+criterion_group!(train, benches);
+criterion_main!(train);
