@@ -155,6 +155,10 @@ enum Command {
         /// Continue from the latest checkpoint in the output directory.
         #[arg(long)]
         resume: bool,
+        /// Data-parallel over these devices (comma-separated, e.g. `cuda:0,cuda:1`): each replica takes every
+        /// n-th micro-batch, gradients are summed on the first. Default: the global `--device`.
+        #[arg(long, value_delimiter = ',')]
+        devices: Vec<String>,
     },
     /// The paper's probes: logit lens (Fig. 3), attention aggregation (Fig. 5), level-word trajectories (Fig. 6).
     Probe {
@@ -590,7 +594,11 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Probe { what } => probe(what, dev)?,
-        Command::Train { config, resume } => train_command(&config, resume, dev.device)?,
+        Command::Train {
+            config,
+            resume,
+            devices,
+        } => train_command(&config, resume, dev.device, &devices)?,
         Command::Synth {
             out,
             per_photo,
@@ -840,10 +848,18 @@ impl biqa::train::Observer for TrainProgress {
     }
 }
 
-fn train_command(config: &Path, resume: bool, dev: Option<&str>) -> Result<()> {
+fn train_command(config: &Path, resume: bool, dev: Option<&str>, devices: &[String]) -> Result<()> {
     let config = biqa::train::TrainConfig::from_toml_file(config)?;
+    let devices: Vec<burn::tensor::Device> = if devices.is_empty() {
+        vec![device(dev)?]
+    } else {
+        devices
+            .iter()
+            .map(|d| device(Some(d.as_str())))
+            .collect::<Result<_>>()?
+    };
     let mut obs = TrainProgress { bar: None };
-    let report = biqa::train::train(&config, &device(dev)?, resume, &mut obs)?;
+    let report = biqa::train::train_data_parallel(&config, &devices, resume, &mut obs)?;
     if let Some(b) = obs.bar.take() {
         b.finish_and_clear();
     }

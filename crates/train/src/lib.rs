@@ -37,5 +37,6 @@ pub use params::{ParamInfo, ParamLayout, param_infos, trainable_count};
 pub use policy::{LoraConfig, ParamCounts, TrainablePolicy};
 pub use recipe::{Recipe, StageKind, split_answer, two_stage_records};
 pub use trainer::{
-    EvalLog, Observer, Silent, StepLog, TrainReport, evaluate, latest_checkpoint, train,
+    EvalLog, Evaluation, Observer, Silent, StepLog, TrainReport, evaluate, latest_checkpoint,
+    train, train_data_parallel,
 };

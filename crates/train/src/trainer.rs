@@ -336,6 +336,14 @@ pub fn evaluate(model: &Owl2Train, assets: &ModelAssets, eval: &EvalConfig) -> R
     })
 }
 
+/// What one replica computes in a step: its micro-batches' losses, supervised tokens and summed gradients.
+#[derive(Default)]
+struct MicroResult {
+    losses: Vec<f64>,
+    tokens: usize,
+    grads: HashMap<ParamId, FlatGrad>,
+}
+
 /// The most recent complete checkpoint under `output/checkpoints` (named by `latest`), if any.
 pub fn latest_checkpoint(output: &Path) -> Option<PathBuf> {
     let latest = std::fs::read_to_string(output.join("checkpoints").join("latest")).ok()?;
@@ -355,6 +363,27 @@ pub fn train(
     resume: bool,
     observer: &mut dyn Observer,
 ) -> Result<TrainReport> {
+    train_data_parallel(config, std::slice::from_ref(device), resume, observer)
+}
+
+/// [`train`] data-parallel over `devices` (for example `cuda:0, cuda:1`): every optimiser step runs
+/// `devices.len() × grad_accumulation` micro-batches of `batch_size`, replica r taking every r-th one on its own
+/// device, in parallel threads; their gradients are summed on the first device, which steps the optimiser, and the
+/// updated weights go back to every replica. The result equals `grad_accumulation × devices.len()` on one device
+/// (same data order, same loss), up to the order of floating-point sums. The gradients travel through the first
+/// device's memory (no NCCL): burn 0.22 has collectives for CUDA only.
+///
+/// # Errors
+/// As [`train`]; no device.
+pub fn train_data_parallel(
+    config: &TrainConfig,
+    devices: &[Device],
+    resume: bool,
+    observer: &mut dyn Observer,
+) -> Result<TrainReport> {
+    let device = devices
+        .first()
+        .ok_or_else(|| TrainError::Input("no device to train on".into()))?;
     config.validate()?;
     let ad = device.clone().autodiff();
     let (model, assets) = Owl2Train::from_dir(&config.model, &ad)?;
@@ -421,6 +450,16 @@ pub fn train(
         .unwrap_or(DEFAULT_MODEL_MAX_LENGTH);
     let preprocessor = assets.preprocessor.clone();
     let total_steps = config.recipe.total_steps();
+    let mut replicas: Vec<(Owl2Train, Device)> = devices
+        .iter()
+        .map(|d| {
+            let d = d.clone().autodiff();
+            (model.clone().fork(&d), d)
+        })
+        .collect();
+    if replicas.len() > 1 {
+        observer.on_message(&format!("data-parallel over {} devices", replicas.len()));
+    }
     let start = Instant::now();
     let mut logs = Vec::new();
     let mut evals = Vec::new();
@@ -439,50 +478,99 @@ pub fn train(
         while progress.stage_step < *steps {
             let t0 = Instant::now();
             let step = progress.stage_step;
-            let mut grads: HashMap<ParamId, FlatGrad> = HashMap::new();
-            let mut loss_sum = 0.0;
-            let mut tokens = 0;
-            for micro in 0..config.grad_accumulation {
-                let first = (step * config.grad_accumulation + micro) * config.batch_size;
-                let picked: Vec<&TokenizedSample> = (0..config.batch_size)
-                    .map(|k| &samples[sample_index(samples.len(), config.seed, si, first + k)])
-                    .collect();
-                let batch = expand(&collate(picked, pad, max_len)?, image_tokens.max(1))?;
-                let pixels = match (&preprocessor, batch.images.is_empty()) {
-                    (Some(p), false) => Some(p.preprocess_paths(&batch.images)?.to_tensor(&ad)),
-                    _ => None,
-                };
-                let out = model.forward_loss(&batch, pixels, config.label_smoothing)?;
-                let loss: f64 = out
-                    .loss
-                    .clone()
-                    .inner()
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .ok()
-                    .and_then(|v| v.first().copied())
-                    .map_or(f64::NAN, f64::from);
-                if !loss.is_finite() {
-                    return Err(TrainError::NonFiniteLoss {
-                        step: progress.global_step + 1,
-                        loss,
-                    });
+            // Micro-batch m of this step: positions (step·M + m)·batch_size … of the stage's sample order, with
+            // M = replicas × accumulation; replica r takes the micro-batches m ≡ r (mod replicas).
+            let micro_total = config.grad_accumulation * replicas.len();
+            let work = |r: usize, replica: &Owl2Train, device: &Device| -> Result<MicroResult> {
+                let mut acc = MicroResult::default();
+                for micro in (r..micro_total).step_by(replicas.len()) {
+                    let first = (step * micro_total + micro) * config.batch_size;
+                    let picked: Vec<&TokenizedSample> = (0..config.batch_size)
+                        .map(|k| &samples[sample_index(samples.len(), config.seed, si, first + k)])
+                        .collect();
+                    let batch = expand(&collate(picked, pad, max_len)?, image_tokens.max(1))?;
+                    let pixels = match (&preprocessor, batch.images.is_empty()) {
+                        (Some(p), false) => {
+                            Some(p.preprocess_paths(&batch.images)?.to_tensor(device))
+                        }
+                        _ => None,
+                    };
+                    let out = replica.forward_loss(&batch, pixels, config.label_smoothing)?;
+                    let loss: f64 = out
+                        .loss
+                        .clone()
+                        .inner()
+                        .into_data()
+                        .try_to_vec::<f32>()
+                        .ok()
+                        .and_then(|v| v.first().copied())
+                        .map_or(f64::NAN, f64::from);
+                    acc.losses.push(loss);
+                    if !loss.is_finite() {
+                        return Ok(acc);
+                    }
+                    acc.tokens += out.tokens;
+                    let scaled = if micro_total > 1 {
+                        out.loss / micro_total as f64
+                    } else {
+                        out.loss
+                    };
+                    let mut g = scaled.backward();
+                    for (id, grad) in collect_grads(replica, &mut g) {
+                        match acc.grads.remove(&id) {
+                            Some(sum) => acc.grads.insert(id, sum + grad),
+                            None => acc.grads.insert(id, grad),
+                        };
+                    }
                 }
-                loss_sum += loss;
-                tokens += out.tokens;
-                let scaled = if config.grad_accumulation > 1 {
-                    out.loss / config.grad_accumulation as f64
-                } else {
-                    out.loss
-                };
-                let mut g = scaled.backward();
-                for (id, grad) in collect_grads(&model, &mut g) {
+                Ok(acc)
+            };
+            let results: Vec<Result<MicroResult>> = if replicas.len() == 1 {
+                vec![work(0, &model, &ad)]
+            } else {
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = replicas
+                        .iter()
+                        .enumerate()
+                        .map(|(r, (replica, device))| {
+                            let replica = if r == 0 { &model } else { replica };
+                            let work = &work;
+                            scope.spawn(move || work(r, replica, device))
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| {
+                            h.join().unwrap_or_else(|_| {
+                                Err(TrainError::Input("a data-parallel replica panicked".into()))
+                            })
+                        })
+                        .collect()
+                })
+            };
+            let mut grads: HashMap<ParamId, FlatGrad> = HashMap::new();
+            let mut losses = Vec::with_capacity(micro_total);
+            let mut tokens = 0;
+            let main_device = replicas[0].1.clone().inner();
+            for result in results {
+                let r = result?;
+                losses.extend(r.losses);
+                tokens += r.tokens;
+                for (id, g) in r.grads {
+                    let g = g.to_device(&main_device);
                     match grads.remove(&id) {
-                        Some(acc) => grads.insert(id, acc + grad),
-                        None => grads.insert(id, grad),
+                        Some(sum) => grads.insert(id, sum + g),
+                        None => grads.insert(id, g),
                     };
                 }
             }
+            if let Some(&loss) = losses.iter().find(|l| !l.is_finite()) {
+                return Err(TrainError::NonFiniteLoss {
+                    step: progress.global_step + 1,
+                    loss,
+                });
+            }
+            let loss_sum: f64 = losses.iter().sum();
             let grad_norm = match config.max_grad_norm {
                 Some(max) => clip_grad_norm(&mut grads, max),
                 None => global_grad_norm(&grads),
@@ -495,6 +583,9 @@ pub fn train(
             }
             let lr = config.schedule.lr(config.lr, step, warmup, *steps);
             model = opt.step(model, lr, &grads);
+            for (replica, device) in replicas.iter_mut().skip(1) {
+                *replica = model.clone().fork(device);
+            }
             progress.stage_step += 1;
             progress.global_step += 1;
             let dt = t0.elapsed().as_secs_f64();
@@ -502,7 +593,7 @@ pub fn train(
                 stage: *kind,
                 step: progress.stage_step,
                 global_step: progress.global_step,
-                loss: loss_sum / config.grad_accumulation as f64,
+                loss: loss_sum / micro_total as f64,
                 lr,
                 grad_norm,
                 tokens,

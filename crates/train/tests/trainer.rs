@@ -197,3 +197,38 @@ fn a_non_finite_loss_stops_and_keeps_the_last_checkpoint() -> Result<()> {
         Err(e) => Err(e.into()),
     }
 }
+
+#[test]
+fn data_parallel_equals_accumulation_on_one_device() -> Result<()> {
+    let a = tempfile::tempdir()?;
+    let b = tempfile::tempdir()?;
+    let mut single = config(a.path(), Recipe::OneStage { steps: 4 })?;
+    single.grad_accumulation = 2;
+    let one = train(&single, &Device::flex(), false, &mut Silent)?;
+    let mut parallel = single.clone();
+    parallel.output = b.path().to_owned();
+    parallel.grad_accumulation = 1;
+    let two = biqa_train::train_data_parallel(
+        &parallel,
+        &[Device::flex(), Device::flex()],
+        false,
+        &mut Silent,
+    )?;
+    ensure!(one.steps.len() == 4 && two.steps.len() == 4);
+    for (x, y) in one.steps.iter().zip(&two.steps) {
+        ensure!(
+            x.tokens == y.tokens,
+            "step {}: tokens differ",
+            x.global_step
+        );
+        ensure!(
+            (x.loss - y.loss).abs() <= 1e-5 * x.loss.abs(),
+            "step {}: {} (accumulation) vs {} (2 replicas)",
+            x.global_step,
+            x.loss,
+            y.loss
+        );
+        ensure!((x.grad_norm - y.grad_norm).abs() <= 1e-5 * x.grad_norm.abs());
+    }
+    Ok(())
+}
