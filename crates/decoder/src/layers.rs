@@ -2,11 +2,178 @@
 //!
 //! Field names mirror the HF checkpoint names (`self_attn.k_proj.multiway.1` is
 //! `self_attn.k_proj.multiway[1]`).
+//!
+//! The LLM's linear layers are [`Projection`]s: a `Linear` with an optional LoRA branch (PEFT's
+//! `y = x·W + b + (α/r)·dropout(x)·A·B`), so that adapter dropout can act on the adapter's own input.
 
 use burn::module::{Module, Param};
-use burn::nn::Linear;
+use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::tensor::activation::{silu, softmax};
-use burn::tensor::{Bool, DType, FloatDType, Int, Tensor};
+use burn::tensor::module::linear;
+use burn::tensor::{Bool, DType, Device, Distribution, FloatDType, Int, Tensor};
+
+/// A linear projection `y = x·W + b` with an optional LoRA branch (PEFT's `lora.Linear`):
+/// `y = x·W + b + scale · (dropout(x)·A)·B`.
+///
+/// The fields are those of burn's `Linear` (`weight` `[d_in, d_out]`, the checkpoint's `[d_out, d_in]`
+/// transposed; `bias` `[d_out]`), so module paths, and with them parameter names, are the same.
+#[derive(Module, Debug)]
+pub struct Projection {
+    /// `[d_in, d_out]`.
+    pub weight: Param<Tensor<2>>,
+    /// `[d_out]`, if any.
+    pub bias: Option<Param<Tensor<1>>>,
+    /// The LoRA adapter, when attached.
+    pub lora: Option<LoraBranch>,
+}
+
+/// A LoRA adapter on the input of a [`Projection`]: `scale · (dropout(x)·A)·B`, A `[d_in, r]`, B `[r, d_out]`
+/// (burn's `[in, out]` orientation: PEFT's `lora_A.weight` `[r, d_in]` and `lora_B.weight` `[d_out, r]`
+/// transposed).
+///
+/// Dropout acts only while the module is in training mode (its flag, cleared by [`Module::valid`] and
+/// [`Module::freeze`]) on an autodiff device, as `burn::nn::Dropout` decides; masks come from the device's
+/// random generator (seed it with `Device::seed` for reproducible masks).
+#[derive(Module, Debug)]
+pub struct LoraBranch {
+    /// Down-projection `[d_in, r]`.
+    pub a: Param<Tensor<2>>,
+    /// Up-projection `[r, d_out]`.
+    pub b: Param<Tensor<2>>,
+    /// `α / r`.
+    #[module(skip)]
+    pub scale: f64,
+    /// Dropout on the adapter's input (probability in `[0, 1)`).
+    pub dropout: Dropout,
+}
+
+impl LoraBranch {
+    /// A fresh adapter with PEFT's default initialisation: A from `kaiming_uniform_(a=√5)` on torch's
+    /// `[r, d_in]` weight, i.e. U(−1/√d_in, 1/√d_in), drawn from `device`'s generator; B = 0, so the adapted
+    /// projection computes what the base does until B is trained. The factors are `dtype`, trainable.
+    ///
+    /// # Panics
+    /// A rank of 0, or a dropout probability outside `[0, 1)`.
+    pub fn init(
+        d_in: usize,
+        d_out: usize,
+        rank: usize,
+        alpha: f64,
+        dropout: f64,
+        device: &Device,
+        dtype: FloatDType,
+    ) -> Self {
+        assert!(rank > 0, "LoRA rank must be at least 1");
+        let bound = 1.0 / (d_in as f64).sqrt();
+        // Factors are parameters, alive as long as the module: allocate them as burn's own LoRA does.
+        let (a, b) = device.memory_persistent_allocations((), |_| {
+            let a = Tensor::<2>::random([d_in, rank], Distribution::Uniform(-bound, bound), device);
+            let b = Tensor::<2>::zeros([rank, d_out], device);
+            (a.cast(dtype), b.cast(dtype))
+        });
+        Self {
+            a: Param::from_tensor(a),
+            b: Param::from_tensor(b),
+            scale: alpha / rank as f64,
+            dropout: DropoutConfig::new(dropout).init(),
+        }
+    }
+
+    /// The rank r.
+    pub fn rank(&self) -> usize {
+        self.a.lazy_shape().dims::<2>()[1]
+    }
+
+    /// The branch's output `scale · (dropout(x)·A)·B` for `x` `[.., d_in]` → `[.., d_out]`.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let x = self.dropout.forward(x);
+        linear(linear(x, self.a.val(), None), self.b.val(), None).mul_scalar(self.scale)
+    }
+
+    /// The weight update `scale · A·B` `[d_in, d_out]`, in f32.
+    pub fn delta(&self) -> Tensor<2> {
+        let f32 = |t: Tensor<2>| {
+            if t.dtype() == DType::F32 {
+                t
+            } else {
+                t.cast(FloatDType::F32)
+            }
+        };
+        f32(self.a.val())
+            .matmul(f32(self.b.val()))
+            .mul_scalar(self.scale)
+    }
+}
+
+impl From<Linear> for Projection {
+    fn from(l: Linear) -> Self {
+        Self {
+            weight: l.weight,
+            bias: l.bias,
+            lora: None,
+        }
+    }
+}
+
+impl Projection {
+    /// `(d_in, d_out)`.
+    pub fn dims(&self) -> (usize, usize) {
+        let [d_in, d_out] = self.weight.lazy_shape().dims::<2>();
+        (d_in, d_out)
+    }
+
+    /// `x` `[.., d_in]` → `[.., d_out]`: `x·W + b`, plus the LoRA branch when attached.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let bias = self.bias.as_ref().map(Param::val);
+        match &self.lora {
+            None => linear(x, self.weight.val(), bias),
+            Some(l) => linear(x.clone(), self.weight.val(), bias) + l.forward(x),
+        }
+    }
+
+    /// Attaches a fresh LoRA adapter (see [`LoraBranch::init`]) at the weight's device and dtype, replacing
+    /// any attached one. The base weight's trainability is left as it is.
+    ///
+    /// # Panics
+    /// As [`LoraBranch::init`].
+    pub fn attach_lora(&mut self, rank: usize, alpha: f64, dropout: f64) {
+        let (d_in, d_out) = self.dims();
+        let w = self.weight.val();
+        let dtype = match w.dtype() {
+            d if d.is_float() => FloatDType::from(d),
+            _ => FloatDType::F32,
+        };
+        self.lora = Some(LoraBranch::init(
+            d_in,
+            d_out,
+            rank,
+            alpha,
+            dropout,
+            &w.device(),
+            dtype,
+        ));
+    }
+
+    /// Folds the LoRA branch into the weight (`W + scale·A·B`, summed in f32 and cast back to W's dtype) and
+    /// drops it; the weight keeps its id and trainability and leaves any autodiff graph. Without a branch, a
+    /// no-op.
+    pub fn merge_lora(&mut self) {
+        let Some(lora) = self.lora.take() else {
+            return;
+        };
+        let delta = lora.delta();
+        self.weight = self.weight.clone().map(|w| {
+            let require_grad = w.is_require_grad();
+            let dtype = w.dtype();
+            let merged = if dtype == DType::F32 {
+                w + delta
+            } else {
+                (w.cast(FloatDType::F32) + delta).cast(FloatDType::from(dtype))
+            };
+            merged.detach().set_require_grad(require_grad)
+        });
+    }
+}
 
 /// RMSNorm computed in f32: `w · x / sqrt(mean(x²) + eps)`, the result cast back to the input dtype.
 #[derive(Module, Debug)]
@@ -99,7 +266,7 @@ pub struct MultiwayNorm {
 #[derive(Module, Debug)]
 pub struct MultiwayLinear {
     /// Branch 0 = text, 1 = image.
-    pub multiway: Vec<Linear>,
+    pub multiway: Vec<Projection>,
 }
 
 impl MultiwayNorm {
@@ -120,13 +287,13 @@ impl MultiwayLinear {
 #[derive(Module, Debug)]
 pub struct Attention {
     /// Query projection (shared).
-    pub q_proj: Linear,
+    pub q_proj: Projection,
     /// Key projection, per modality.
     pub k_proj: MultiwayLinear,
     /// Value projection, per modality.
     pub v_proj: MultiwayLinear,
     /// Output projection (shared).
-    pub o_proj: Linear,
+    pub o_proj: Projection,
     /// Query heads.
     #[module(skip)]
     pub num_heads: usize,
@@ -249,11 +416,11 @@ impl Attention {
 #[derive(Module, Debug)]
 pub struct Mlp {
     /// Gate projection.
-    pub gate_proj: Linear,
+    pub gate_proj: Projection,
     /// Up projection.
-    pub up_proj: Linear,
+    pub up_proj: Projection,
     /// Down projection.
-    pub down_proj: Linear,
+    pub down_proj: Projection,
 }
 
 impl Mlp {
@@ -275,4 +442,34 @@ pub struct DecoderLayer {
     pub post_attention_layernorm: MultiwayNorm,
     /// MLP (shared).
     pub mlp: Mlp,
+}
+
+impl DecoderLayer {
+    /// Every linear projection of the layer with its module name relative to the layer (`self_attn.q_proj`,
+    /// `self_attn.k_proj.multiway.1`, `mlp.down_proj`, …), in module order.
+    pub fn projections_mut(&mut self) -> Vec<(String, &mut Projection)> {
+        let Attention {
+            q_proj,
+            k_proj,
+            v_proj,
+            o_proj,
+            ..
+        } = &mut self.self_attn;
+        let mut out = vec![("self_attn.q_proj".to_owned(), q_proj)];
+        for (name, mw) in [("k_proj", k_proj), ("v_proj", v_proj)] {
+            for (m, p) in mw.multiway.iter_mut().enumerate() {
+                out.push((format!("self_attn.{name}.multiway.{m}"), p));
+            }
+        }
+        out.push(("self_attn.o_proj".to_owned(), o_proj));
+        let Mlp {
+            gate_proj,
+            up_proj,
+            down_proj,
+        } = &mut self.mlp;
+        out.push(("mlp.gate_proj".to_owned(), gate_proj));
+        out.push(("mlp.up_proj".to_owned(), up_proj));
+        out.push(("mlp.down_proj".to_owned(), down_proj));
+        out
+    }
 }

@@ -10,7 +10,9 @@ use burn::tensor::{Bool, DType, Device, FloatDType, Int, Tensor, TensorData};
 use crate::cache::KvCache;
 use crate::config::LlamaConfig;
 use crate::error::{DecoderError, Result};
-use crate::layers::{Attention, DecoderLayer, Mlp, MultiwayLinear, MultiwayNorm, RmsNorm, Routing};
+use crate::layers::{
+    Attention, DecoderLayer, Mlp, MultiwayLinear, MultiwayNorm, Projection, RmsNorm, Routing,
+};
 
 /// RoPE cos/sin tables `[max_positions, head_dim]`, computed in f32 exactly as HF does
 /// (`inv_freq = 1 / θ^(2i/d)`, `freqs = t · inv_freq`, `emb = cat(freqs, freqs)`).
@@ -168,13 +170,16 @@ impl Llama {
                 vec![norm(&format!("{prefix}.weight"))]
             },
         };
+        let proj = |prefix: &str, d_in: usize, d_out: usize| -> Projection {
+            weights.linear(prefix, d_in, d_out, false).into()
+        };
         let mw_linear = |prefix: &str, d_out: usize| MultiwayLinear {
             multiway: if multiway {
                 (0..2)
-                    .map(|m| weights.linear(&format!("{prefix}.multiway.{m}"), h, d_out, false))
+                    .map(|m| proj(&format!("{prefix}.multiway.{m}"), h, d_out))
                     .collect()
             } else {
-                vec![weights.linear(prefix, h, d_out, false)]
+                vec![proj(prefix, h, d_out)]
             },
         };
         let layers = (0..c.num_layers)
@@ -183,19 +188,17 @@ impl Llama {
                 DecoderLayer {
                     input_layernorm: mw_norm(&format!("{p}.input_layernorm")),
                     self_attn: Attention {
-                        q_proj: weights.linear(
+                        q_proj: proj(
                             &format!("{p}.self_attn.q_proj"),
                             h,
                             c.num_heads * c.head_dim,
-                            false,
                         ),
                         k_proj: mw_linear(&format!("{p}.self_attn.k_proj"), kv),
                         v_proj: mw_linear(&format!("{p}.self_attn.v_proj"), kv),
-                        o_proj: weights.linear(
+                        o_proj: proj(
                             &format!("{p}.self_attn.o_proj"),
                             c.num_heads * c.head_dim,
                             h,
-                            false,
                         ),
                         num_heads: c.num_heads,
                         num_kv_heads: c.num_kv_heads,
@@ -203,24 +206,9 @@ impl Llama {
                     },
                     post_attention_layernorm: mw_norm(&format!("{p}.post_attention_layernorm")),
                     mlp: Mlp {
-                        gate_proj: weights.linear(
-                            &format!("{p}.mlp.gate_proj"),
-                            h,
-                            c.intermediate_size,
-                            false,
-                        ),
-                        up_proj: weights.linear(
-                            &format!("{p}.mlp.up_proj"),
-                            h,
-                            c.intermediate_size,
-                            false,
-                        ),
-                        down_proj: weights.linear(
-                            &format!("{p}.mlp.down_proj"),
-                            c.intermediate_size,
-                            h,
-                            false,
-                        ),
+                        gate_proj: proj(&format!("{p}.mlp.gate_proj"), h, c.intermediate_size),
+                        up_proj: proj(&format!("{p}.mlp.up_proj"), h, c.intermediate_size),
+                        down_proj: proj(&format!("{p}.mlp.down_proj"), c.intermediate_size, h),
                     },
                 }
             })
@@ -258,6 +246,31 @@ impl Llama {
         let model = Self::load(&weights, &config);
         weights.finish()?;
         Ok(model)
+    }
+
+    /// Every linear projection of the decoder layers with its checkpoint module name
+    /// (`model.layers.{i}.self_attn.q_proj`, `model.layers.{i}.self_attn.v_proj.multiway.1`, …; `lm_head` is not
+    /// one), in module order: the candidates for LoRA adapters.
+    pub fn projections_mut(&mut self) -> Vec<(String, &mut Projection)> {
+        self.layers
+            .iter_mut()
+            .enumerate()
+            .flat_map(|(i, layer)| {
+                layer
+                    .projections_mut()
+                    .into_iter()
+                    .map(move |(name, p)| (format!("model.layers.{i}.{name}"), p))
+            })
+            .collect()
+    }
+
+    /// Folds every LoRA branch into its projection's weight and drops it (see [`Projection::merge_lora`]): the
+    /// plain decoder, with the parameter names of the checkpoint it was loaded from.
+    pub fn merge_lora(mut self) -> Self {
+        for (_, p) in self.projections_mut() {
+            p.merge_lora();
+        }
+        self
     }
 
     /// Number of modality branches (2 for mPLUG-Owl2, 1 for plain LLaMA).

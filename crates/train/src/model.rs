@@ -260,7 +260,12 @@ impl Owl2Train {
     }
 }
 
-/// Folds every LoRA adapter into its base weight (`W + (α/r)·A·B`), leaving a plain module.
-pub fn merge_lora<M: Module>(module: M) -> M {
-    module.materialize()
+/// Folds every LoRA branch into its projection's weight (`W + (α/r)·A·B`, summed in f32) and drops it, leaving
+/// the plain model with the checkpoint's parameter names; nothing is ever dropped out afterwards. Call it on
+/// [`Module::valid`] for scoring and export.
+pub fn merge_lora(model: Owl2Train) -> Owl2Train {
+    Owl2Train {
+        llm: model.llm.merge_lora(),
+        ..model
+    }
 }

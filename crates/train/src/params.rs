@@ -5,9 +5,11 @@
 //! - the composed model's fields `llm` / `vision_model` / `visual_abstractor` sit under `model.` (the LLM's
 //!   `lm_head` at the top level, as in `MPLUGOwl2LlamaForCausalLM`);
 //! - burn's `LayerNorm` `gamma` / `beta` are `weight` / `bias`;
-//! - a `Linear` weight is stored `[d_in, d_out]`, the checkpoint's transposed ([`ParamLayout::Transposed`]);
+//! - a `Linear` / `Projection` weight is stored `[d_in, d_out]`, the checkpoint's transposed
+//!   ([`ParamLayout::Transposed`]);
 //! - parameters stored without their `.weight` suffix (`embed_tokens`, the patch matrix) get it back;
-//! - LoRA factors are `<base name>.lora_a` / `.lora_b`.
+//! - LoRA factors (`<projection>.lora.{a,b}`, `[d_in, r]` / `[r, d_out]`, stored as they are) are
+//!   `<projection>.weight.lora_a` / `.lora_b`.
 
 use std::collections::HashMap;
 
@@ -19,7 +21,7 @@ use burn::tensor::{Gradients, Tensor};
 pub enum ParamLayout {
     /// The same shape and order.
     Same,
-    /// A `Linear` weight: burn `[d_in, d_out]` = checkpoint `[d_out, d_in]` transposed.
+    /// A `Linear` or `Projection` weight: burn `[d_in, d_out]` = checkpoint `[d_out, d_in]` transposed.
     Transposed,
     /// The ViT patch matrix `[C·p·p, D]` = the conv kernel `[D, C, p, p]` flattened and transposed.
     PatchMatrix,
@@ -93,22 +95,25 @@ pub struct ParamInfo {
 /// Maps a burn module path (each entry: field name, type of the struct holding it) to the checkpoint name and
 /// layout.
 fn checkpoint_name(stack: &[(String, String)]) -> (String, ParamLayout) {
-    let lora = stack
-        .iter()
-        .find(|(_, c)| c == "Struct:LoraAdapter")
-        .map(|(n, _)| format!("lora_{n}"));
-    let base: Vec<&(String, String)> = stack
-        .iter()
-        .filter(|(_, c)| c != "Reparameterization" && c != "Struct:LoraAdapter")
-        .collect();
-    let mut parts: Vec<String> = Vec::with_capacity(base.len() + 2);
+    // A LoRA factor `…<proj>.lora.{a,b}` is named after its projection's weight: `…<proj>.weight.lora_{a,b}`.
+    if let [outer @ .., (branch, holder), (factor, container)] = stack
+        && branch == "lora"
+        && holder == "Struct:Projection"
+        && container == "Struct:LoraBranch"
+    {
+        let mut base = outer.to_vec();
+        base.push(("weight".to_owned(), holder.clone()));
+        let (name, _) = checkpoint_name(&base);
+        return (format!("{name}.lora_{factor}"), ParamLayout::Same);
+    }
+    let mut parts: Vec<String> = Vec::with_capacity(stack.len() + 2);
     let mut layout = ParamLayout::Same;
-    for (i, (name, container)) in base.iter().enumerate() {
+    for (i, (name, container)) in stack.iter().enumerate() {
         if i == 0 {
             match name.as_str() {
                 "llm" => {
                     // `lm_head` is top level; everything else of the LLM sits under `model.`.
-                    if base.get(1).is_some_and(|(n, _)| n != "lm_head") {
+                    if stack.get(1).is_some_and(|(n, _)| n != "lm_head") {
                         parts.push("model".to_owned());
                     }
                     continue;
@@ -122,9 +127,11 @@ fn checkpoint_name(stack: &[(String, String)]) -> (String, ParamLayout) {
             ("Struct:LayerNorm", "beta") => "bias".to_owned(),
             _ => name.clone(),
         });
-        if i + 1 == base.len() {
+        if i + 1 == stack.len() {
             match (container.as_str(), name.as_str()) {
-                ("Struct:Linear", "weight") => layout = ParamLayout::Transposed,
+                ("Struct:Linear" | "Struct:Projection", "weight") => {
+                    layout = ParamLayout::Transposed;
+                }
                 ("Struct:VisionEmbeddings", "patch_embed") => {
                     layout = ParamLayout::PatchMatrix;
                     parts.push("weight".to_owned());
@@ -134,13 +141,7 @@ fn checkpoint_name(stack: &[(String, String)]) -> (String, ParamLayout) {
             }
         }
     }
-    let mut name = parts.join(".");
-    if let Some(l) = lora {
-        name.push('.');
-        name.push_str(&l);
-        layout = ParamLayout::Same;
-    }
-    (name, layout)
+    (parts.join("."), layout)
 }
 
 struct Collector {
@@ -172,7 +173,7 @@ impl ModuleVisitor for Collector {
         let is_layer_norm = parent == "Struct:LayerNorm";
         let is_rms_norm = parent == "Struct:RmsNorm";
         let is_bias = field == "bias" || (is_layer_norm && field == "beta");
-        let is_lora = parent == "Struct:LoraAdapter";
+        let is_lora = parent == "Struct:LoraBranch";
         self.out.push(ParamInfo {
             id: param.id,
             name,
@@ -218,8 +219,8 @@ struct GradCollector<'g> {
 
 impl ModuleVisitor for GradCollector<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        // The leaf is the stored (base) value; a reparameterised parameter is visited through its base and its
-        // adapter factors separately.
+        // The leaf is the stored (base) value (a burn-reparameterised parameter would be visited through its base
+        // and its factors separately).
         let leaf = param.base();
         if let Some(g) = leaf.grad_remove(self.grads) {
             let n = g.shape().num_elements();
@@ -320,7 +321,7 @@ mod tests {
             ("0", "Vec"),
             ("self_attn", "Struct:DecoderLayer"),
             ("q_proj", "Struct:Attention"),
-            ("weight", "Struct:Linear"),
+            ("weight", "Struct:Projection"),
         ]));
         assert_eq!(n, "model.layers.0.self_attn.q_proj.weight");
         assert_eq!(l, ParamLayout::Transposed);
@@ -347,12 +348,23 @@ mod tests {
         let (n, l) = checkpoint_name(&s(&[
             ("llm", "Struct:Owl2Train"),
             ("layers", "Struct:Llama"),
+            ("1", "Vec"),
+            ("self_attn", "Struct:DecoderLayer"),
+            ("v_proj", "Struct:Attention"),
+            ("multiway", "Struct:MultiwayLinear"),
+            ("1", "Vec"),
+            ("weight", "Struct:Projection"),
+        ]));
+        assert_eq!(n, "model.layers.1.self_attn.v_proj.multiway.1.weight");
+        assert_eq!(l, ParamLayout::Transposed);
+        let (n, l) = checkpoint_name(&s(&[
+            ("llm", "Struct:Owl2Train"),
+            ("layers", "Struct:Llama"),
             ("0", "Vec"),
             ("self_attn", "Struct:DecoderLayer"),
             ("q_proj", "Struct:Attention"),
-            ("weight", "Struct:Linear"),
-            ("lora", "Reparameterization"),
-            ("a", "Struct:LoraAdapter"),
+            ("lora", "Struct:Projection"),
+            ("a", "Struct:LoraBranch"),
         ]));
         assert_eq!(n, "model.layers.0.self_attn.q_proj.weight.lora_a");
         assert_eq!(l, ParamLayout::Same);

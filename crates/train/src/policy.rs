@@ -1,9 +1,18 @@
 //! Which parameters train: freezing the vision tower, the abstractor or the LLM, and LoRA adapters on target
 //! modules chosen by name, as the released scripts configure them.
+//!
+//! LoRA is PEFT's `lora.Linear`: each target projection computes `x·W + scale·(dropout(x)·A)·B` with
+//! `scale = α / r`, A `[d_in, r]` from PEFT's default `kaiming_uniform_(a=√5)` (U(−1/√d_in, 1/√d_in)), B `[r, d_out]`
+//! = 0 (see [`biqa_decoder::layers::LoraBranch`]). Dropout acts in training mode on the autodiff device only;
+//! [`crate::merge_lora`] folds `scale·A·B` into W for scoring and export.
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use biqa_data::SplitMix64;
 use biqa_decoder::LlamaConfig;
 use biqa_vision::{AbstractorConfig, VisionConfig};
-use burn::module::{Lora, Module, ParamGroup, ParamId};
+use burn::module::{Module, ParamGroup};
+use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
@@ -20,20 +29,22 @@ pub struct LoraConfig {
     pub rank: usize,
     /// α; the update is scaled by α / r.
     pub alpha: f64,
-    /// Dropout on the adapter's input. Only 0 is supported: burn's LoRA is a weight reparameterisation
-    /// (`W + (α/r)·A·B`), which has no separate adapter input to drop.
+    /// Dropout probability on the adapter's input, in `[0, 1)` (PEFT's `lora_dropout`; Q-Align's `train.py`
+    /// defaults to 0.05 and its LoRA scripts keep it). It acts only in training mode on the autodiff device, with
+    /// masks from the device's generator (the trainer seeds it per micro-batch with [`seed_dropout`]);
+    /// scoring, validation and the merged export never drop.
     pub dropout: f64,
     /// Target module name suffixes.
     pub targets: Vec<String>,
 }
 
 impl Default for LoraConfig {
-    /// Q-Align's LoRA: r = 128, α = 256, targets `q_proj` and `v_proj.multiway.1` (the image-branch value).
+    /// Q-Align's LoRA: r = 128, α = 256, dropout 0.05, targets `q_proj` and `v_proj.multiway.1` (the image-branch value).
     fn default() -> Self {
         Self {
             rank: 128,
             alpha: 256.0,
-            dropout: 0.0,
+            dropout: 0.05,
             targets: vec!["q_proj".into(), "v_proj.multiway.1".into()],
         }
     }
@@ -74,6 +85,11 @@ impl TrainablePolicy {
         }
     }
 
+    /// Whether a training forward draws random numbers: LoRA with a dropout above 0 (see [`seed_dropout`]).
+    pub fn draws_dropout(&self) -> bool {
+        self.lora.as_ref().is_some_and(|l| l.dropout > 0.0)
+    }
+
     fn part(name: &str) -> Part {
         if name.starts_with("model.vision_model.") {
             Part::Vision
@@ -93,42 +109,50 @@ impl TrainablePolicy {
         }
     }
 
-    /// Applies the policy to a freshly loaded model: LoRA adapters first (burn freezes every base parameter when
-    /// attaching them), then every base parameter's trainability set as the policy says.
+    /// Applies the policy to a freshly loaded model: a fresh LoRA branch (trainable A and B, see the module
+    /// docs; A drawn from the device's generator, so seed it first) on every LLM projection whose checkpoint
+    /// module name matches a target, then every base parameter's trainability set as the policy says (the LLM's
+    /// own weights frozen under LoRA).
     ///
     /// # Errors
-    /// LoRA dropout other than 0, a rank of 0, or targets that match no LLM linear layer.
+    /// A LoRA dropout outside `[0, 1)`, a rank of 0, a non-finite α, or targets that match no LLM linear layer.
     pub fn apply(&self, model: Owl2Train) -> Result<Owl2Train> {
         let infos = param_infos(&model);
         let mut model = model;
         if let Some(lora) = &self.lora {
-            if lora.dropout != 0.0 {
+            if !(lora.dropout.is_finite() && (0.0..1.0).contains(&lora.dropout)) {
                 return Err(TrainError::Input(format!(
-                    "LoRA dropout {} is not supported: burn's LoRA is a weight reparameterisation (W + (α/r)·A·B), \
-                     set dropout = 0",
+                    "LoRA dropout must be in [0, 1), got {}",
                     lora.dropout
                 )));
             }
             if lora.rank == 0 {
                 return Err(TrainError::Input("LoRA rank must be at least 1".into()));
             }
-            let targets: Vec<ParamId> = infos
-                .iter()
-                .filter(|p| lora_candidate(p) && lora.targets(module_name(&p.name)))
-                .map(|p| p.id)
-                .collect();
-            if targets.is_empty() {
+            if !lora.alpha.is_finite() {
+                return Err(TrainError::Input(format!(
+                    "LoRA alpha must be finite, got {}",
+                    lora.alpha
+                )));
+            }
+            let mut attached = 0;
+            for (name, projection) in model.llm.projections_mut() {
+                if lora.targets(&name) {
+                    projection.attach_lora(lora.rank, lora.alpha, lora.dropout);
+                    attached += 1;
+                }
+            }
+            if attached == 0 {
                 return Err(TrainError::Input(format!(
                     "the LoRA targets {:?} match no linear layer of the LLM",
                     lora.targets
                 )));
             }
-            model = model.apply_lora(
-                Lora::new(lora.rank, lora.alpha).set_param_group(ParamGroup::from_ids(targets)),
-            );
         }
-        let (train, freeze): (Vec<&ParamInfo>, Vec<&ParamInfo>) =
-            infos.iter().partition(|p| self.trains(&p.name));
+        let (train, freeze): (Vec<&ParamInfo>, Vec<&ParamInfo>) = infos
+            .iter()
+            .filter(|p| !p.is_lora)
+            .partition(|p| self.trains(&p.name));
         let ids = |v: Vec<&ParamInfo>| ParamGroup::from_ids(v.iter().map(|p| p.id).collect());
         Ok(model
             .set_require_grad_group(ids(freeze), false)
@@ -143,17 +167,39 @@ enum Part {
     Llm,
 }
 
-/// `…q_proj.weight` → `…q_proj`.
-fn module_name(name: &str) -> &str {
-    name.strip_suffix(".weight").unwrap_or(name)
+/// The seed of the LoRA dropout masks of micro-batch `micro` (0-based, counted over every replica: the index of
+/// the micro-batch in the step's sample order) of the optimiser step that follows `global_step` completed steps
+/// (counted over all stages), in a run seeded with `seed`. Masks keyed by (seed, step, micro-batch) make a resumed
+/// run draw the masks an uninterrupted one would have, and data parallelism draw those of gradient accumulation.
+pub fn dropout_seed(seed: u64, global_step: usize, micro: usize) -> u64 {
+    /// Separates this stream from the other uses of the run seed ("LORADROP").
+    const TAG: u64 = 0x4C4F_5241_4452_4F50;
+    SplitMix64::derive(seed, &[TAG, global_step as u64, micro as u64]).next_u64()
 }
 
-/// An LLM `Linear` weight (PEFT adapts `nn.Linear` modules; `find_all_linear_names` skips the vision half and
-/// `lm_head`).
-fn lora_candidate(p: &ParamInfo) -> bool {
-    p.layout == crate::params::ParamLayout::Transposed
-        && p.name.starts_with("model.layers.")
-        && p.name.ends_with(".weight")
+/// Seeds `device`'s generator with `seed` and returns a guard to hold while the draws that must follow from that
+/// seed are made (LoRA's A in [`TrainablePolicy::apply`], dropout masks in a forward).
+///
+/// burn's generators are process-wide on every backend (flex and CubeCL alike), so concurrent draws (data-parallel
+/// replicas, or runs, in threads) would interleave; the guard serialises every seeded section of the process.
+/// Not reentrant: do not nest two guards in one thread.
+pub fn seed_generator(device: &Device, seed: u64) -> MutexGuard<'static, ()> {
+    static DRAWS: Mutex<()> = Mutex::new(());
+    let guard = DRAWS.lock().unwrap_or_else(PoisonError::into_inner);
+    device.seed(seed);
+    guard
+}
+
+/// [`seed_generator`] with [`dropout_seed`]: hold the guard until the micro-batch's forward has returned (the
+/// masks are drawn in the forward; the backward reuses them). Call it only when
+/// [`TrainablePolicy::draws_dropout`] is true, so that runs without dropout keep data-parallel forwards parallel.
+pub fn seed_dropout(
+    device: &Device,
+    seed: u64,
+    global_step: usize,
+    micro: usize,
+) -> MutexGuard<'static, ()> {
+    seed_generator(device, dropout_seed(seed, global_step, micro))
 }
 
 /// Parameter counts by part, computed from the configs (no tensor is allocated), for the 7B presets.

@@ -392,8 +392,10 @@ pub fn train_data_parallel(
         .as_ref()
         .map_or(0, |a| a.config.num_queries + 1);
     // LoRA factors are drawn from the device's generator: seed it for reproducible runs.
-    ad.seed(config.seed);
-    let mut model = config.trainable.apply(model)?;
+    let mut model = {
+        let _draws = crate::policy::seed_generator(&ad, config.seed);
+        config.trainable.apply(model)?
+    };
     let trainable = trainable_count(&model);
     observer.on_message(&format!("{trainable} trainable parameters"));
     let stages = stage_samples(config, &assets, observer)?;
@@ -481,6 +483,7 @@ pub fn train_data_parallel(
             // Micro-batch m of this step: positions (step·M + m)·batch_size … of the stage's sample order, with
             // M = replicas × accumulation; replica r takes the micro-batches m ≡ r (mod replicas).
             let micro_total = config.grad_accumulation * replicas.len();
+            let global_step = progress.global_step;
             let work = |r: usize, replica: &Owl2Train, device: &Device| -> Result<MicroResult> {
                 let mut acc = MicroResult::default();
                 for micro in (r..micro_total).step_by(replicas.len()) {
@@ -495,7 +498,14 @@ pub fn train_data_parallel(
                         }
                         _ => None,
                     };
-                    let out = replica.forward_loss(&batch, pixels, config.label_smoothing)?;
+                    let out = {
+                        // Dropout masks keyed by (seed, step, micro-batch): exact on resume, and the same
+                        // draws data-parallel as with accumulation.
+                        let _masks = config.trainable.draws_dropout().then(|| {
+                            crate::policy::seed_dropout(device, config.seed, global_step, micro)
+                        });
+                        replica.forward_loss(&batch, pixels, config.label_smoothing)?
+                    };
                     let loss: f64 = out
                         .loss
                         .clone()

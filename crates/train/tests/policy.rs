@@ -1,4 +1,5 @@
-//! Trainable-parameter policies: freezing, LoRA (Q-Align's targets), the merge export, and the 7B count.
+//! Trainable-parameter policies: freezing, LoRA (Q-Align's targets) with and without adapter dropout, the merge
+//! export, and the 7B count.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,7 @@ use biqa_train::batch::{ExpandedBatch, collate, expand, pad_id};
 use biqa_train::conversation::{TokenizeOptions, tokenize_record};
 use biqa_train::optim::{AdamW, AdamWConfig};
 use biqa_train::params::{collect_grads, param_infos, trainable_count};
+use biqa_train::policy::seed_dropout;
 use biqa_train::{ModelAssets, Owl2Train, ParamCounts, TrainablePolicy, merge_lora};
 use biqa_vision::{AbstractorConfig, VisionConfig};
 use burn::module::Module;
@@ -122,6 +124,7 @@ fn freezing_policies_count_what_trains() -> Result<()> {
 
 #[test]
 fn qalign_lora_trains_adapters_and_abstractor_then_merges() -> Result<()> {
+    let _rng = rng_lock();
     let device = Device::flex().autodiff();
     let (base, assets) = Owl2Train::from_dir(model_dir(), &device)?;
     let b = batch(&assets)?;
@@ -167,7 +170,8 @@ fn qalign_lora_trains_adapters_and_abstractor_then_merges() -> Result<()> {
     }
     let mut opt = AdamW::new(AdamWConfig::default());
     let model = opt.step(model, 1e-2, &grads);
-    let (loss2, logits2) = loss(&model, &assets, &b)?;
+    // Valid mode (Q-Align's default LoRA dropout 0.05 acts only in training mode).
+    let (loss2, logits2) = loss(&model.valid(), &assets, &b)?;
     ensure!(
         loss2 < loss0,
         "one step did not lower the loss: {loss2} vs {loss0}"
@@ -217,5 +221,230 @@ fn qalign_lora_7b_trains_about_149m_parameters() -> Result<()> {
         "{c:?}"
     );
     ensure!(c.vision == 303_966_208, "{c:?}");
+    Ok(())
+}
+
+/// The flex generator is process-wide: the tests that draw random numbers (LoRA's A, dropout masks) take turns,
+/// so that a seeded draw is not interleaved with another test's.
+fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn lora_policy(dropout: f64) -> TrainablePolicy {
+    let mut policy = TrainablePolicy::qalign_lora();
+    if let Some(l) = policy.lora.as_mut() {
+        l.dropout = dropout;
+    }
+    policy
+}
+
+fn pixels(
+    assets: &ModelAssets,
+    b: &ExpandedBatch,
+    device: &Device,
+) -> Result<burn::tensor::Tensor<4>> {
+    Ok(assets
+        .preprocessor
+        .as_ref()
+        .ok_or_else(|| anyhow!("preprocessor"))?
+        .preprocess_paths(&b.images)?
+        .to_tensor(device))
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Host values of a flattened gradient.
+fn host(t: burn::tensor::Tensor<1>) -> Result<Vec<f32>> {
+    t.into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow!("{e:?}"))
+}
+
+#[test]
+fn lora_attaches_to_the_checkpoint_names_and_checks_its_config() -> Result<()> {
+    let _rng = rng_lock();
+    let device = Device::flex().autodiff();
+    let (mut model, _) = Owl2Train::from_dir(model_dir(), &device)?;
+    // The projections the adapters can attach to are the LLM's `Linear` weights of the checkpoint.
+    let infos = param_infos(&model);
+    let names: Vec<String> = model
+        .llm
+        .projections_mut()
+        .into_iter()
+        .map(|(n, _)| format!("{n}.weight"))
+        .collect();
+    // 2 layers × (q, k×2, v×2, o, gate, up, down).
+    ensure!(names.len() == 2 * 9, "{names:?}");
+    for n in &names {
+        ensure!(
+            infos
+                .iter()
+                .any(|p| &p.name == n && p.layout == biqa_train::ParamLayout::Transposed),
+            "{n} is not a transposed checkpoint weight"
+        );
+    }
+    for bad in [1.0, -0.1, f64::NAN] {
+        ensure!(
+            lora_policy(bad).apply(model.clone()).is_err(),
+            "dropout {bad} accepted"
+        );
+    }
+    let mut policy = lora_policy(0.1);
+    if let Some(l) = policy.lora.as_mut() {
+        l.targets = vec!["lm_head".into(), "visual_fc".into()];
+    }
+    ensure!(policy.apply(model.clone()).is_err(), "no target matched");
+
+    // Every factor is named after its weight, in the module's layout ([d_in, r] / [r, d_out]).
+    let model = lora_policy(0.5).apply(model)?;
+    let infos = param_infos(&model);
+    for p in infos.iter().filter(|p| p.is_lora) {
+        ensure!(p.trainable && p.layout == biqa_train::ParamLayout::Same);
+        let (base, factor) = p
+            .name
+            .rsplit_once('.')
+            .ok_or_else(|| anyhow!("{}", p.name))?;
+        let w = infos
+            .iter()
+            .find(|q| q.name == base)
+            .ok_or_else(|| anyhow!("no base for {}", p.name))?;
+        ensure!(!w.trainable, "{base} trains under LoRA");
+        let [d_in, d_out] = [w.shape[0], w.shape[1]];
+        let want = match factor {
+            "lora_a" => vec![d_in, 128],
+            "lora_b" => vec![128, d_out],
+            _ => return Err(anyhow!("{}", p.name)),
+        };
+        ensure!(p.shape == want, "{}: {:?} vs {want:?}", p.name, p.shape);
+    }
+    Ok(())
+}
+
+#[test]
+fn lora_dropout_is_off_in_valid_mode_and_the_adapter_starts_as_the_identity() -> Result<()> {
+    let _rng = rng_lock();
+    let device = Device::flex().autodiff();
+    let (base, assets) = Owl2Train::from_dir(model_dir(), &device)?;
+    let b = batch(&assets)?;
+    let (loss0, logits0) = loss(&base.valid(), &assets, &b)?;
+
+    let policy = lora_policy(0.5);
+    let model = policy.apply(base)?;
+    let c = counts(&model, &policy)?;
+    ensure!(trainable_count(&model) == c.trainable);
+    // Valid mode never drops: two forwards agree, and with B = 0 they are the base model's, bit for bit.
+    let valid = model.valid();
+    let (loss1, logits1) = loss(&valid, &assets, &b)?;
+    let (loss2, logits2) = loss(&valid, &assets, &b)?;
+    ensure!(loss1 == loss2 && logits1 == logits2);
+    ensure!(loss1 == loss0 && logits1 == logits0, "{loss1} vs {loss0}");
+    // So does the merged model.
+    let merged = merge_lora(model.valid());
+    ensure!(param_infos(&merged).iter().all(|p| !p.is_lora));
+    let (loss3, logits3) = loss(&merged, &assets, &b)?;
+    ensure!(loss3 == loss0 && logits3 == logits0, "{loss3} vs {loss0}");
+    // In training mode the mask changes the adapter's input only, which B = 0 still cancels.
+    device.seed(1);
+    let (loss4, _) = loss(&model, &assets, &b)?;
+    ensure!((loss4 - loss0).abs() <= 1e-6, "{loss4} vs {loss0}");
+    Ok(())
+}
+
+#[test]
+fn lora_gradient_of_a_is_zero_at_init_and_of_b_is_not() -> Result<()> {
+    let _rng = rng_lock();
+    let device = Device::flex().autodiff();
+    let (base, assets) = Owl2Train::from_dir(model_dir(), &device)?;
+    let b = batch(&assets)?;
+    let model = lora_policy(0.5).apply(base)?;
+    device.seed(7);
+    let out = model.forward_loss(&b, Some(pixels(&assets, &b, &device)?), 0.0)?;
+    let mut g = out.loss.backward();
+    let grads = collect_grads(&model, &mut g);
+    let infos = param_infos(&model);
+    let mut seen = (0, 0);
+    for p in infos.iter().filter(|p| p.is_lora) {
+        let v = host(
+            grads
+                .get(&p.id)
+                .ok_or_else(|| anyhow!("{} has no gradient", p.name))?
+                .clone(),
+        )?;
+        if p.name.ends_with("lora_a") {
+            ensure!(v.iter().all(|x| *x == 0.0), "{}: non-zero gradient", p.name);
+            seen.0 += 1;
+        } else {
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            ensure!(norm > 0.0, "{}: zero gradient", p.name);
+            seen.1 += 1;
+        }
+    }
+    ensure!(seen == (4, 4), "{seen:?}");
+    Ok(())
+}
+
+#[test]
+fn lora_dropout_masks_follow_the_seed_and_the_merge_is_exact() -> Result<()> {
+    let _rng = rng_lock();
+    let device = Device::flex().autodiff();
+    let (base, assets) = Owl2Train::from_dir(model_dir(), &device)?;
+    let b = batch(&assets)?;
+    let model = lora_policy(0.5).apply(base)?;
+    // One optimiser step makes B ≠ 0.
+    device.seed(11);
+    let out = model.forward_loss(&b, Some(pixels(&assets, &b, &device)?), 0.0)?;
+    let mut g = out.loss.backward();
+    let grads = collect_grads(&model, &mut g);
+    let mut opt = AdamW::new(AdamWConfig::default());
+    let model = opt.step(model, 1e-2, &grads);
+
+    // Training mode: the masks are a function of (run seed, step, micro-batch).
+    let train_loss = |step: usize, micro: usize| -> Result<f32> {
+        let _masks = seed_dropout(&device, 3, step, micro);
+        Ok(loss(&model, &assets, &b)?.0)
+    };
+    let (a1, a2) = (train_loss(1, 0)?, train_loss(1, 0)?);
+    let (b1, c1) = (train_loss(1, 1)?, train_loss(2, 0)?);
+    ensure!(a1 == a2, "same seed, different losses: {a1} vs {a2}");
+    ensure!(
+        a1 != b1 && a1 != c1 && b1 != c1,
+        "different seeds, same loss: {a1}, {b1}, {c1}"
+    );
+    let (v, logits_v) = loss(&model.valid(), &assets, &b)?;
+    ensure!(v != a1 && v != b1, "training mode did not drop: {v}");
+
+    // The merged model is the adapted one in valid mode, in memory and through the export.
+    let (m, logits_m) = loss(&merge_lora(model.valid()), &assets, &b)?;
+    ensure!((m - v).abs() <= 1e-5, "merged loss {m} vs {v}");
+    let d = max_diff(&logits_m, &logits_v);
+    ensure!(d <= 1e-5, "merged logits differ by {d}");
+    let dir = tempfile::tempdir()?;
+    let out = biqa_train::checkpoint::export_model(&model, &assets, &dir.path().join("final"))?;
+    let (exported, _) = Owl2Train::from_dir(&out, &Device::flex())?;
+    let infos = param_infos(&exported);
+    ensure!(infos.len() == 108 && infos.iter().all(|p| !p.is_lora));
+    let (e, logits_e) = loss(&exported, &assets, &b)?;
+    let d = max_diff(&logits_e, &logits_v);
+    ensure!(d <= 1e-5, "exported logits differ by {d} (loss {e} vs {v})");
+    Ok(())
+}
+
+#[test]
+fn lora_dropout_leaves_the_7b_count() -> Result<()> {
+    let c = ParamCounts::of(
+        &LlamaConfig::mplug_owl2_7b(),
+        &VisionConfig::vit_l14_448(),
+        &AbstractorConfig::owl2_7b(),
+        2,
+        &lora_policy(0.05),
+    );
+    ensure!(c.lora == 67_108_864 && c.trainable == 148_582_400, "{c:?}");
     Ok(())
 }
