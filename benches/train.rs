@@ -145,6 +145,13 @@ fn loss_value(model: &Owl2Train, batch: &ExpandedBatch, pixels: &Tensor<4>) -> f
         .expect("loss")[0]
 }
 
+/// The number of parameter tensors and of parameters.
+fn param_count(model: &Owl2Train) -> (usize, usize) {
+    let infos = param_infos(model);
+    let n = infos.iter().map(|p| p.numel).sum();
+    (infos.len(), n)
+}
+
 /// Times the forward, the forward + backward, and the whole step of `model` on `batch`.
 fn bench_steps(
     c: &mut Criterion,
@@ -216,6 +223,7 @@ fn benches(c: &mut Criterion) {
         (f64::from(loss) - 6.809_484_48).abs() < 1e-4,
         "tiny loss {loss}, the fixture's is 6.80948448"
     );
+    assert_eq!(param_count(&model), (108, 550_944));
     bench_steps(c, "tiny", model, &batch, &pixels, Duration::from_secs(3));
 
     // small: random weights, the same two conversations with 17 image tokens, the image at 224 px.
@@ -240,6 +248,8 @@ fn benches(c: &mut Criterion) {
         .to_tensor(&device);
     let loss = loss_value(&model, &batch, &pixels);
     assert!(loss.is_finite(), "small loss {loss}");
+    // The same parameter tensors and sizes as the PyTorch reference's model.
+    assert_eq!(param_count(&model), (234, 68_985_344));
     bench_steps(c, "small", model, &batch, &pixels, Duration::from_secs(8));
 }
 

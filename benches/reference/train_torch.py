@@ -25,7 +25,8 @@ Two variants of the step are timed:
   encoded too (then unused), the logits of every position go through `lm_head` before the shift, and the ViT
   layers run under gradient checkpointing (hard-coded in the original's train mode).
 
-Run: python3 benches/reference/train_torch.py [threads]   (torch, numpy, safetensors; default 2 threads)
+Run: python3 benches/reference/train_torch.py [threads] [tiny,small]   (torch, numpy, safetensors; default 2 threads,
+both configs)
 """
 import math
 import pathlib
@@ -458,7 +459,10 @@ def main():
     torch.set_num_threads(threads)
     print(f"torch {torch.__version__}, numpy {np.__version__}, threads {threads}")
     fixture = load_file(str(FIXTURE))
+    only = sys.argv[2].split(",") if len(sys.argv) > 2 else list(CONFIGS)
     for name, cfg in CONFIGS.items():
+        if name not in only:
+            continue
         torch.manual_seed(0)
         model = Owl2(cfg)
         q = cfg["abst"][4]
@@ -469,7 +473,6 @@ def main():
                        if not k.endswith(("inv_freq", "q_pos_embed", "k_pos_embed"))}
             missing, unexpected = model.load_state_dict(weights, strict=False)
             assert not missing and not unexpected, (missing, unexpected)
-            assert sum(1 for _ in model.parameters()) == 108
             for k in ["labels", "modality_indicators", "attention_mask"]:
                 ours = batch["modality" if k == "modality_indicators" else k].numpy().astype(np.int64)
                 assert (ours == fixture[f"expanded.{k}"]).all(), k
@@ -481,6 +484,9 @@ def main():
         # The original stacks an all-zero image for the text-only row and encodes both.
         image_orig = torch.cat([image, torch.zeros_like(image)], 0)
         n_params = sum(1 for _ in model.parameters())
+        # The same parameter tensors and sizes as biqa's model (benches/train.rs asserts the same numbers).
+        assert (n_params, sum(p.numel() for p in model.parameters())) == \
+            {"tiny": (108, 550944), "small": (234, 68985344)}[name]
 
         if name == "tiny":
             for original, px in [(False, image), (True, image_orig)]:
