@@ -11,6 +11,7 @@ use biqa_checkpoint::Weights;
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::Tensor;
+use burn::tensor::activation::silu;
 use serde::{Deserialize, Serialize};
 
 use crate::encoder::{attention, layer_norm};
@@ -409,7 +410,7 @@ impl CrossAttention {
         let x = xq + self.output.out_proj.forward(ctx);
         let h = layer_norm(&self.output.norm2, x.clone());
         let m = &self.output.mlp;
-        let inner = crate::fastmath::silu(m.w1.forward(h.clone())) * m.w3.forward(h);
+        let inner = silu(m.w1.forward(h.clone())) * m.w3.forward(h);
         x + m.w2.forward(layer_norm(&m.ffn_ln, inner))
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use biqa_checkpoint::Weights;
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, Linear};
-use burn::tensor::activation::softmax;
+use burn::tensor::activation::{sigmoid, softmax};
 use burn::tensor::{DType, FloatDType, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -196,7 +196,7 @@ pub(crate) fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> (Tensor<3>,
     let dtype = q.dtype();
     let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (hd as f64).sqrt());
     let probs = if dtype == DType::F32 {
-        crate::fastmath::softmax_last(scores)
+        softmax(scores, 3)
     } else {
         softmax(scores.cast(FloatDType::F32), 3).cast(FloatDType::from(dtype))
     };
@@ -288,7 +288,7 @@ pub struct VisionOutput {
 }
 
 fn quick_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    crate::fastmath::quick_gelu(x)
+    x.clone() * sigmoid(x * 1.702)
 }
 
 impl VisionModel {

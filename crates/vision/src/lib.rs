@@ -24,7 +24,6 @@
 pub mod abstractor;
 pub mod encoder;
 pub mod error;
-mod fastmath;
 pub mod preprocess;
 
 pub use abstractor::{AbstractorConfig, AbstractorOutput, HfAbstractorConfig, VisualAbstractor};
