@@ -199,7 +199,7 @@ fn bench_steps(
             let mut grads = out.loss.backward();
             let grads = collect_grads(&model, &mut grads);
             assert_eq!(grads.len(), n_params, "every parameter gets a gradient");
-            state = Some(opt.step(model, LR, &grads));
+            state = Some(opt.step(model, LR, grads));
             sync();
         })
     });

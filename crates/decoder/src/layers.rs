@@ -243,12 +243,20 @@ impl Routing {
                 image,
                 inverse,
             } => {
+                // Rows of a [B·L, d] matrix: selecting and scattering along dim 0 are row copies.
                 let [b, l, d] = x.dims();
-                let flat = x.reshape([1, b * l, d]);
-                let t = f(pick(0), flat.clone().select(1, text.clone()));
-                let i = f(pick(1), flat.select(1, image.clone()));
-                let out = Tensor::cat(vec![t, i], 1).select(1, inverse.clone());
-                let d_out = out.dims()[2];
+                let flat = x.reshape([b * l, d]);
+                let rows = |idx: &Tensor<1, Int>| {
+                    let t = flat.clone().select(0, idx.clone());
+                    let n = t.dims()[0];
+                    t.reshape([1, n, d])
+                };
+                let t = f(pick(0), rows(text));
+                let i = f(pick(1), rows(image));
+                let d_out = t.dims()[2];
+                let (nt, ni) = (t.dims()[1], i.dims()[1]);
+                let out = Tensor::cat(vec![t.reshape([nt, d_out]), i.reshape([ni, d_out])], 0)
+                    .select(0, inverse.clone());
                 out.reshape([b, l, d_out])
             }
         }

@@ -233,11 +233,14 @@ pub fn load_checkpoint<M: Module>(dir: &Path, model: M, opt: &mut AdamW) -> Resu
             );
         }
     }
-    let mut updater = ParamUpdater::new(|id, old: Tensor<1>| {
-        let v = by_id.remove(&id)?;
-        let n = v.len();
-        Some(Tensor::from_data(TensorData::new(v, [n]), &old.device()))
-    });
+    let mut updater = ParamUpdater::new(
+        |id| by_id.contains_key(&id),
+        |id, old: Tensor<1>| {
+            let v = by_id.get(&id).cloned().unwrap_or_default();
+            let n = v.len();
+            Tensor::from_data(TensorData::new(v, [n]), &old.device())
+        },
+    );
     Ok((model.map(&mut updater), progress))
 }
 

@@ -89,41 +89,63 @@ impl AdamW {
     }
 
     /// One step with learning rate `lr` and the gradients `grads` (by parameter id, flattened like the
-    /// parameters, inner device) on `module`, returning the updated module.
-    pub fn step<M: Module>(&mut self, module: M, lr: f64, grads: &HashMap<ParamId, FlatGrad>) -> M {
+    /// parameters, inner device) on `module`, returning the updated module. The gradients are consumed, so that
+    /// the moments and parameters update in place where the backend allows.
+    pub fn step<M: Module>(
+        &mut self,
+        module: M,
+        lr: f64,
+        mut grads: HashMap<ParamId, FlatGrad>,
+    ) -> M {
         let decay: HashMap<ParamId, bool> = param_infos(&module)
             .iter()
             .map(|p| (p.id, self.decays(p)))
             .collect();
         let c = self.config;
         let states = &mut self.states;
-        let mut updater = ParamUpdater::new(|id: ParamId, p: Tensor<1>| {
-            let g = grads.get(&id)?.clone();
-            let wd = if decay.get(&id).copied().unwrap_or(true) {
-                c.weight_decay
-            } else {
-                0.0
-            };
-            let state = states.entry(id).or_insert_with(|| AdamState {
-                step: 0,
-                exp_avg: g.zeros_like(),
-                exp_avg_sq: g.zeros_like(),
-            });
-            state.step += 1;
-            let t = state.step as i32;
-            // torch: param.mul_(1 - lr * weight_decay) — the factor is a Python float rounded to f32.
-            let p = if wd != 0.0 { p * (1.0 - lr * wd) } else { p };
-            let m = state.exp_avg.clone() * c.beta1 + g.clone() * (1.0 - c.beta1);
-            let v = state.exp_avg_sq.clone() * c.beta2 + (g.clone() * g) * (1.0 - c.beta2);
-            let bias_correction1 = 1.0 - c.beta1.powi(t);
-            let bias_correction2 = 1.0 - c.beta2.powi(t);
-            let step_size = lr / bias_correction1;
-            let denom = v.clone().sqrt() / bias_correction2.sqrt() + c.eps;
-            let p = p + (m.clone() / denom) * (-step_size);
-            state.exp_avg = m;
-            state.exp_avg_sq = v;
-            Some(p)
-        });
+        let has: std::collections::HashSet<ParamId> = grads.keys().copied().collect();
+        let mut updater = ParamUpdater::new(
+            |id| has.contains(&id),
+            |id: ParamId, p: Tensor<1>| {
+                let Some(g) = grads.remove(&id) else {
+                    return p;
+                };
+                let wd = if decay.get(&id).copied().unwrap_or(true) {
+                    c.weight_decay
+                } else {
+                    0.0
+                };
+                let AdamState {
+                    step,
+                    exp_avg,
+                    exp_avg_sq,
+                } = states.remove(&id).unwrap_or_else(|| AdamState {
+                    step: 0,
+                    exp_avg: g.zeros_like(),
+                    exp_avg_sq: g.zeros_like(),
+                });
+                let step = step + 1;
+                let t = step as i32;
+                // torch: param.mul_(1 - lr * weight_decay) — the factor is a Python float rounded to f32.
+                let p = if wd != 0.0 { p * (1.0 - lr * wd) } else { p };
+                let m = exp_avg * c.beta1 + g.clone() * (1.0 - c.beta1);
+                let v = exp_avg_sq * c.beta2 + (g.clone() * g) * (1.0 - c.beta2);
+                let bias_correction1 = 1.0 - c.beta1.powi(t);
+                let bias_correction2 = 1.0 - c.beta2.powi(t);
+                let step_size = lr / bias_correction1;
+                let denom = v.clone().sqrt() / bias_correction2.sqrt() + c.eps;
+                let p = p + (m.clone() / denom) * (-step_size);
+                states.insert(
+                    id,
+                    AdamState {
+                        step,
+                        exp_avg: m,
+                        exp_avg_sq: v,
+                    },
+                );
+                p
+            },
+        );
         module.map(&mut updater)
     }
 }

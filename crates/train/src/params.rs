@@ -240,50 +240,51 @@ pub fn collect_grads<M: Module>(module: &M, grads: &mut Gradients) -> HashMap<Pa
     c.out
 }
 
-/// A [`ModuleMapper`] that replaces parameter values by id through a function of `(id, value)`; parameters the
-/// function returns `None` for are left alone. Autodiff and require-grad state are kept.
-pub struct ParamUpdater<F> {
+/// A [`ModuleMapper`] that replaces the values of the parameters `wants` selects through `f(id, value)`, with the
+/// value flattened `[numel]` on the inner device and owned (no other handle), so that element-wise updates can run
+/// in place. Autodiff and require-grad state are kept; other parameters are left alone.
+pub struct ParamUpdater<W, F> {
+    wants: W,
     f: F,
 }
 
-impl<F> ParamUpdater<F>
+impl<W, F> ParamUpdater<W, F>
 where
-    F: FnMut(ParamId, Tensor<1>) -> Option<Tensor<1>>,
+    W: Fn(ParamId) -> bool,
+    F: FnMut(ParamId, Tensor<1>) -> Tensor<1>,
 {
-    /// A mapper from `f(id, flattened inner value) -> new flattened inner value`.
-    pub fn new(f: F) -> Self {
-        Self { f }
+    /// A mapper from a selection and `f(id, flattened inner value) -> new flattened inner value`.
+    pub fn new(wants: W, f: F) -> Self {
+        Self { wants, f }
     }
 }
 
-impl<F> ModuleMapper for ParamUpdater<F>
+impl<W, F> ModuleMapper for ParamUpdater<W, F>
 where
-    F: FnMut(ParamId, Tensor<1>) -> Option<Tensor<1>>,
+    W: Fn(ParamId) -> bool,
+    F: FnMut(ParamId, Tensor<1>) -> Tensor<1>,
 {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let id = param.id;
+        if !(self.wants)(id) {
+            return param;
+        }
         let f = &mut self.f;
         param.map(|t| {
             let dims = t.dims();
             let autodiff = t.is_autodiff();
             let require_grad = t.is_require_grad();
             let n: usize = dims.iter().product();
-            let flat = t.clone().inner().reshape([n]);
-            match f(id, flat) {
-                Some(new) => {
-                    let new = new.reshape(dims);
-                    let mut new = if autodiff {
-                        Tensor::from_inner(new)
-                    } else {
-                        new
-                    };
-                    if require_grad {
-                        new = new.require_grad();
-                    }
-                    new
-                }
-                None => t,
+            let new = f(id, t.inner().reshape([n])).reshape(dims);
+            let mut new = if autodiff {
+                Tensor::from_inner(new)
+            } else {
+                new
+            };
+            if require_grad {
+                new = new.require_grad();
             }
+            new
         })
     }
 }

@@ -592,7 +592,7 @@ pub fn train_data_parallel(
                 });
             }
             let lr = config.schedule.lr(config.lr, step, warmup, *steps);
-            model = opt.step(model, lr, &grads);
+            model = opt.step(model, lr, grads);
             for (replica, device) in replicas.iter_mut().skip(1) {
                 *replica = model.clone().fork(device);
             }

@@ -169,7 +169,7 @@ fn qalign_lora_trains_adapters_and_abstractor_then_merges() -> Result<()> {
         );
     }
     let mut opt = AdamW::new(AdamWConfig::default());
-    let model = opt.step(model, 1e-2, &grads);
+    let model = opt.step(model, 1e-2, grads.clone());
     // Valid mode (Q-Align's default LoRA dropout 0.05 acts only in training mode).
     let (loss2, logits2) = loss(&model.valid(), &assets, &b)?;
     ensure!(
@@ -403,7 +403,7 @@ fn lora_dropout_masks_follow_the_seed_and_the_merge_is_exact() -> Result<()> {
     let mut g = out.loss.backward();
     let grads = collect_grads(&model, &mut g);
     let mut opt = AdamW::new(AdamWConfig::default());
-    let model = opt.step(model, 1e-2, &grads);
+    let model = opt.step(model, 1e-2, grads.clone());
 
     // Training mode: the masks are a function of (run seed, step, micro-batch).
     let train_loss = |step: usize, micro: usize| -> Result<f32> {

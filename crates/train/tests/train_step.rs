@@ -250,7 +250,7 @@ fn adamw_alone_from_the_stored_gradients() -> Result<()> {
         );
     }
     let mut opt = fixture_adamw();
-    let model = opt.step(model, 1e-3, &grads);
+    let model = opt.step(model, 1e-3, grads.clone());
     let after = param_values(&model);
     check_values(&e, &infos, &after, "step1", &SELECTED, 3e-7)?;
     // Embedding rows without a gradient are only decayed: w0 · f32(1 − lr·wd), exactly.
@@ -458,7 +458,7 @@ fn full_forward_backward_and_two_adamw_steps() -> Result<()> {
 
     // Step 1 of AdamW, then the forward of step 2.
     let mut opt = fixture_adamw();
-    let model = opt.step(model, 1e-3, &grads);
+    let model = opt.step(model, 1e-3, grads.clone());
     check_values(&e, &infos, &param_values(&model), "step1", &SELECTED, 1e-4)?;
     let (loss2, grads2, _) = forward_backward(&model, &assets, &batch, 0.0)?;
     rel_close(
@@ -474,7 +474,7 @@ fn full_forward_backward_and_two_adamw_steps() -> Result<()> {
         "grad norm 2",
     )?;
     check_grads(&e, &infos, &grads2, "grad2", &SMALL)?;
-    let model = opt.step(model, 1e-3, &grads2);
+    let model = opt.step(model, 1e-3, grads2.clone());
     check_values(&e, &infos, &param_values(&model), "step2", &SELECTED, 1e-4)?;
     for name in SMALL {
         let st = &opt.states[&infos[name].id];
@@ -538,7 +538,7 @@ fn label_smoothed_gradient_and_frozen_vision() -> Result<()> {
     )?;
     check_grads(&e, &infos, &grads, "frozen_grad1", &SMALL)?;
     let mut opt = fixture_adamw();
-    let model = opt.step(model, 1e-3, &grads);
+    let model = opt.step(model, 1e-3, grads.clone());
     let after = param_values(&model);
     let mut frozen = 0;
     for info in infos.values() {
