@@ -225,6 +225,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn clipping_scales_like_clip_grad_norm() {
+        let device = burn::tensor::Device::flex();
+        let t = |v: Vec<f32>| {
+            let n = v.len();
+            Tensor::<1>::from_data(burn::tensor::TensorData::new(v, [n]), &device)
+        };
+        let mut grads: HashMap<ParamId, FlatGrad> = HashMap::new();
+        grads.insert(ParamId::new(), t(vec![3.0, 0.0]));
+        grads.insert(ParamId::new(), t(vec![0.0, 4.0, 0.0]));
+        // ‖g‖ = 5; torch: coef = 1 / (5 + 1e-6), applied because it is below 1.
+        let norm = clip_grad_norm(&mut grads, 1.0);
+        assert!((norm - 5.0).abs() < 1e-6);
+        let coef = 1.0 / (5.0 + 1e-6);
+        let after = global_grad_norm(&grads);
+        assert!((after - 5.0 * coef).abs() < 1e-6, "{after}");
+        // Below the limit nothing changes.
+        let before: Vec<Vec<f32>> = grads
+            .values()
+            .map(|g| {
+                g.clone()
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap_or_default()
+            })
+            .collect();
+        clip_grad_norm(&mut grads, 10.0);
+        let again: Vec<Vec<f32>> = grads
+            .values()
+            .map(|g| {
+                g.clone()
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(before, again);
+    }
+
+    #[test]
     fn cosine_matches_transformers() {
         // get_cosine_schedule_with_warmup(opt, 3, 10) with lr 1: [0, 1/3, 2/3, 1, 0.95048, 0.81174, ...]
         let s = Schedule::Cosine;
