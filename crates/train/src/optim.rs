@@ -7,7 +7,7 @@ use burn::module::{Module, ParamId};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::params::{FlatGrad, ParamInfo, ParamUpdater, param_infos};
+use crate::params::{FlatGrad, ParamInfo, ParamUpdater, param_infos, param_values};
 
 /// Which parameters weight decay skips.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -89,65 +89,130 @@ impl AdamW {
     }
 
     /// One step with learning rate `lr` and the gradients `grads` (by parameter id, flattened like the
-    /// parameters, inner device) on `module`, returning the updated module. The gradients are consumed, so that
-    /// the moments and parameters update in place where the backend allows.
-    pub fn step<M: Module>(
-        &mut self,
-        module: M,
-        lr: f64,
-        mut grads: HashMap<ParamId, FlatGrad>,
-    ) -> M {
-        let decay: HashMap<ParamId, bool> = param_infos(&module)
-            .iter()
-            .map(|p| (p.id, self.decays(p)))
-            .collect();
+    /// parameters, inner device) on `module`, returning the updated module. The gradients are consumed, so that the
+    /// moments update in place where the backend allows. The parameters are independent: on a multi-core CPU they
+    /// are updated by several threads (each parameter's arithmetic is unchanged).
+    pub fn step<M: Module>(&mut self, module: M, lr: f64, grads: HashMap<ParamId, FlatGrad>) -> M {
+        let infos = param_infos(&module);
+        let decay: HashMap<ParamId, bool> = infos.iter().map(|p| (p.id, self.decays(p))).collect();
+        let mut values = param_values(&module);
         let c = self.config;
-        let states = &mut self.states;
-        let has: std::collections::HashSet<ParamId> = grads.keys().copied().collect();
-        let mut updater = ParamUpdater::new(
-            |id| has.contains(&id),
-            |id: ParamId, p: Tensor<1>| {
-                let Some(g) = grads.remove(&id) else {
-                    return p;
-                };
+        let mut jobs: Vec<Job> = grads
+            .into_iter()
+            .filter_map(|(id, g)| {
+                let p = values.remove(&id)?;
                 let wd = if decay.get(&id).copied().unwrap_or(true) {
                     c.weight_decay
                 } else {
                     0.0
                 };
-                let AdamState {
-                    step,
-                    exp_avg,
-                    exp_avg_sq,
-                } = states.remove(&id).unwrap_or_else(|| AdamState {
-                    step: 0,
-                    exp_avg: g.zeros_like(),
-                    exp_avg_sq: g.zeros_like(),
-                });
-                let step = step + 1;
-                let t = step as i32;
-                // torch: param.mul_(1 - lr * weight_decay) — the factor is a Python float rounded to f32.
-                let p = if wd != 0.0 { p * (1.0 - lr * wd) } else { p };
-                let m = exp_avg * c.beta1 + g.clone() * (1.0 - c.beta1);
-                let v = exp_avg_sq * c.beta2 + (g.clone() * g) * (1.0 - c.beta2);
-                let bias_correction1 = 1.0 - c.beta1.powi(t);
-                let bias_correction2 = 1.0 - c.beta2.powi(t);
-                let step_size = lr / bias_correction1;
-                let denom = v.clone().sqrt() / bias_correction2.sqrt() + c.eps;
-                let p = p + (m.clone() / denom) * (-step_size);
-                states.insert(
+                Some(Job {
                     id,
-                    AdamState {
-                        step,
-                        exp_avg: m,
-                        exp_avg_sq: v,
-                    },
-                );
-                p
-            },
+                    numel: g.shape().num_elements(),
+                    p,
+                    g,
+                    state: self.states.remove(&id),
+                    wd,
+                })
+            })
+            .collect();
+        drop(values);
+        // Largest first, each to the least loaded thread.
+        jobs.sort_by_key(|j| std::cmp::Reverse(j.numel));
+        let threads = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .clamp(1, 8)
+            .min(jobs.len().max(1));
+        let mut buckets: Vec<(usize, Vec<Job>)> = (0..threads).map(|_| (0, Vec::new())).collect();
+        for job in jobs {
+            if let Some(b) = buckets.iter_mut().min_by_key(|b| b.0) {
+                b.0 += job.numel;
+                b.1.push(job);
+            }
+        }
+        let run = |bucket: Vec<Job>| -> Vec<(ParamId, Tensor<1>, AdamState)> {
+            bucket
+                .into_iter()
+                .map(|j| adamw_update(&c, lr, j))
+                .collect()
+        };
+        let results: Vec<(ParamId, Tensor<1>, AdamState)> = if threads == 1 {
+            buckets.into_iter().flat_map(|b| run(b.1)).collect()
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = buckets
+                    .into_iter()
+                    .map(|b| scope.spawn(move || run(b.1)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect()
+            })
+        };
+        let mut updated: HashMap<ParamId, Tensor<1>> = HashMap::with_capacity(results.len());
+        for (id, p, state) in results {
+            self.states.insert(id, state);
+            updated.insert(id, p);
+        }
+        let ids: std::collections::HashSet<ParamId> = updated.keys().copied().collect();
+        let mut updater = ParamUpdater::new(
+            |id| ids.contains(&id),
+            |id, p: Tensor<1>| updated.remove(&id).unwrap_or(p),
         );
         module.map(&mut updater)
     }
+}
+
+/// One parameter's AdamW update.
+struct Job {
+    id: ParamId,
+    numel: usize,
+    p: Tensor<1>,
+    g: Tensor<1>,
+    state: Option<AdamState>,
+    wd: f64,
+}
+
+/// torch's single-tensor AdamW on one parameter: returns the new value and state.
+fn adamw_update(c: &AdamWConfig, lr: f64, job: Job) -> (ParamId, Tensor<1>, AdamState) {
+    let Job {
+        id,
+        p,
+        g,
+        state,
+        wd,
+        ..
+    } = job;
+    let AdamState {
+        step,
+        exp_avg,
+        exp_avg_sq,
+    } = state.unwrap_or_else(|| AdamState {
+        step: 0,
+        exp_avg: g.zeros_like(),
+        exp_avg_sq: g.zeros_like(),
+    });
+    let step = step + 1;
+    let t = step as i32;
+    // torch: param.mul_(1 - lr * weight_decay) — the factor is a Python float rounded to f32.
+    let p = if wd != 0.0 { p * (1.0 - lr * wd) } else { p };
+    let m = exp_avg * c.beta1 + g.clone() * (1.0 - c.beta1);
+    let v = exp_avg_sq * c.beta2 + (g.clone() * g) * (1.0 - c.beta2);
+    let bias_correction1 = 1.0 - c.beta1.powi(t);
+    let bias_correction2 = 1.0 - c.beta2.powi(t);
+    let step_size = lr / bias_correction1;
+    let denom = v.clone().sqrt() / bias_correction2.sqrt() + c.eps;
+    let p = p + (m.clone() / denom) * (-step_size);
+    (
+        id,
+        p,
+        AdamState {
+            step,
+            exp_avg: m,
+            exp_avg_sq: v,
+        },
+    )
 }
 
 /// The global L2 norm of `grads` as `clip_grad_norm_` computes it: the norm of the per-tensor norms, in f32.
