@@ -11,7 +11,6 @@ use biqa_checkpoint::Weights;
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::Tensor;
-use burn::tensor::activation::silu;
 use serde::{Deserialize, Serialize};
 
 use crate::encoder::{attention, layer_norm};
@@ -410,7 +409,9 @@ impl CrossAttention {
         let x = xq + self.output.out_proj.forward(ctx);
         let h = layer_norm(&self.output.norm2, x.clone());
         let m = &self.output.mlp;
-        let inner = silu(m.w1.forward(h.clone())) * m.w3.forward(h);
+        let g = m.w1.forward(h.clone());
+        // silu(g) · w3(h), with `exp` rather than burn-flex's slower `sigmoid` (see the ViT's quick-GELU).
+        let inner = (g.clone() * m.w3.forward(h)) / (g.neg().exp() + 1.0);
         x + m.w2.forward(layer_norm(&m.ffn_ln, inner))
     }
 }
