@@ -290,7 +290,12 @@ pub struct VisionOutput {
 fn quick_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     // x·σ(1.702x) as x / (1 + e^(−1.702x)): burn-flex's `sigmoid` is a branchy scalar loop about 2.4× the cost of
     // its `exp`, and the division is a cheap vectorised binary op.
-    x.clone() / ((x * -1.702).exp() + 1.0)
+    // Under autodiff the sigmoid's dedicated backward is cheaper than the composition's.
+    if x.is_autodiff() {
+        x.clone() * burn::tensor::activation::sigmoid(x * 1.702)
+    } else {
+        x.clone() / ((x * -1.702).exp() + 1.0)
+    }
 }
 
 impl VisionModel {
