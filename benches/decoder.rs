@@ -85,6 +85,7 @@ fn bench_config(c: &mut Criterion, name: &str, config: LlamaConfig) {
 }
 
 fn benches(c: &mut Criterion) {
+    biqa::kernels::tune_allocator();
     bench_config(c, "tiny", tiny());
     bench_config(c, "small", small());
 }

@@ -207,6 +207,7 @@ fn bench_steps(
 }
 
 fn benches(c: &mut Criterion) {
+    biqa::kernels::tune_allocator();
     let device = Device::flex().autodiff();
 
     // tiny: the fixture checkpoint and batch; the loss must be the original code's.

@@ -84,6 +84,7 @@ fn small() -> (VisionConfig, AbstractorConfig) {
 }
 
 fn towers(c: &mut Criterion) {
+    biqa::kernels::tune_allocator();
     let device = Device::flex();
     let mut g = c.benchmark_group("vision_forward");
     g.sample_size(20);

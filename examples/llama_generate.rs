@@ -47,6 +47,7 @@ fn show(vocab: &[String], id: u32) -> String {
 }
 
 fn main() -> Result<()> {
+    biqa::kernels::tune_allocator();
     let mut dir = PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/tiny-llama-gqa"

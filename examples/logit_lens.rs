@@ -15,6 +15,7 @@ use biqa::model::{LoadOptions, Owl2};
 use biqa::probes::{LensConfig, figures};
 
 fn main() -> Result<()> {
+    biqa::kernels::tune_allocator();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut image = root.join("tests/fixtures/tiny-owl2/images/astronaut_96x96.png");
     let mut model_dir = root.join("tests/fixtures/tiny-owl2");

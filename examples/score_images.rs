@@ -14,6 +14,7 @@ use biqa::model::{LoadOptions, Owl2, Scorer, ScoringPrompt};
 const EXTENSIONS: [&str; 7] = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"];
 
 fn main() -> Result<()> {
+    biqa::kernels::tune_allocator();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut folder = root.join("tests/fixtures/tiny-owl2/images");
     let mut model_dir = root.join("tests/fixtures/tiny-owl2");

@@ -26,6 +26,7 @@ fn mean_loss(steps: &[StepLog]) -> f64 {
 }
 
 fn main() -> Result<()> {
+    biqa::kernels::tune_allocator();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut out = root.join("target/two_stage");
     let mut model = root.join("tests/fixtures/tiny-owl2");

@@ -19,6 +19,7 @@ fn norm<const D: usize>(t: &Tensor<D>) -> f32 {
 }
 
 fn main() -> Result<()> {
+    biqa::kernels::tune_allocator();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut image = root.join("tests/fixtures/tiny-owl2/images/coffee_96x64.png");
     let mut dir = root.join("tests/fixtures/tiny-owl2");

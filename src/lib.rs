@@ -17,6 +17,7 @@
 pub use biqa_checkpoint as checkpoint;
 pub use biqa_data as data;
 pub use biqa_decoder as decoder;
+pub use biqa_kernels as kernels;
 pub use biqa_metrics as metrics;
 pub use biqa_model as model;
 pub use biqa_probes as probes;

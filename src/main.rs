@@ -877,6 +877,7 @@ fn train_command(config: &Path, resume: bool, dev: Option<&str>, devices: &[Stri
 }
 
 fn main() -> ExitCode {
+    biqa::kernels::tune_allocator();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

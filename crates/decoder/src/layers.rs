@@ -8,7 +8,6 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear};
-use burn::tensor::activation::softmax;
 use burn::tensor::module::linear;
 use burn::tensor::{Bool, DType, Device, Distribution, FloatDType, Int, Tensor};
 
@@ -390,7 +389,9 @@ impl Attention {
             (expand(keys.clone()), expand(values.clone()))
         };
         let dtype = q.dtype();
-        let scores = q.matmul(k_all.swap_dims(2, 3)) * (1.0 / (hd as f64).sqrt());
+        // Unscaled scores in f32, masked with f32::MIN (HF adds finfo.min), then softmax(scores/√hd) in the fused
+        // kernel (the scale is positive, so scaling after the fill masks the same entries).
+        let scores = q.matmul(k_all.swap_dims(2, 3));
         let scores = if dtype == DType::F32 {
             scores
         } else {
@@ -400,7 +401,7 @@ impl Attention {
             Some(m) => scores.mask_fill(m.clone().expand([b, nh, l, t]), f32::MIN),
             None => scores,
         };
-        let probs = softmax(scores, 3);
+        let probs = biqa_kernels::softmax_last(scores, 1.0 / (hd as f64).sqrt());
         let probs = if dtype == DType::F32 {
             probs
         } else {
@@ -420,17 +421,6 @@ impl Attention {
     }
 }
 
-/// `silu(g) · u = g · u / (1 + e^(−g))` for `g`, `u` `[.., d]`: burn-flex's `sigmoid` (inside `silu`) is a branchy
-/// scalar loop about 2.4× the cost of its `exp`, and the division is a cheap vectorised binary op.
-/// Under autodiff, `silu(g) · u` itself: its dedicated backward is cheaper than that of the composition.
-pub fn silu_times<const D: usize>(g: Tensor<D>, u: Tensor<D>) -> Tensor<D> {
-    if g.is_autodiff() {
-        burn::tensor::activation::silu(g) * u
-    } else {
-        (g.clone() * u) / (g.neg().exp() + 1.0)
-    }
-}
-
 /// SwiGLU MLP: `down(silu(gate(x)) · up(x))`.
 #[derive(Module, Debug)]
 pub struct Mlp {
@@ -445,7 +435,7 @@ pub struct Mlp {
 impl Mlp {
     /// `[B, L, H]` → `[B, L, H]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.down_proj.forward(silu_times(
+        self.down_proj.forward(biqa_kernels::silu_mul(
             self.gate_proj.forward(x.clone()),
             self.up_proj.forward(x),
         ))

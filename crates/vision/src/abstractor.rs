@@ -410,18 +410,7 @@ impl CrossAttention {
         let h = layer_norm(&self.output.norm2, x.clone());
         let m = &self.output.mlp;
         let g = m.w1.forward(h.clone());
-        // silu(g) · w3(h), with `exp` rather than burn-flex's slower `sigmoid` (see the ViT's quick-GELU).
-        let inner = silu_times(g, m.w3.forward(h));
+        let inner = biqa_kernels::silu_mul(g, m.w3.forward(h));
         x + m.w2.forward(layer_norm(&m.ffn_ln, inner))
-    }
-}
-
-/// `silu(g) · u`: through `exp` and a division on a plain device (burn-flex's `sigmoid` costs 2.4× its `exp`), the
-/// `silu` op itself under autodiff, whose dedicated backward is cheaper.
-fn silu_times<const D: usize>(g: Tensor<D>, u: Tensor<D>) -> Tensor<D> {
-    if g.is_autodiff() {
-        burn::tensor::activation::silu(g) * u
-    } else {
-        (g.clone() * u) / (g.neg().exp() + 1.0)
     }
 }

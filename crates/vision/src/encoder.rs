@@ -9,8 +9,7 @@ use std::path::Path;
 use biqa_checkpoint::Weights;
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, Linear};
-use burn::tensor::activation::softmax;
-use burn::tensor::{DType, FloatDType, Tensor};
+use burn::tensor::{FloatDType, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, VisionError};
@@ -193,13 +192,8 @@ pub(crate) fn layer_norm<const D: usize>(ln: &LayerNorm, x: Tensor<D>) -> Tensor
 /// the probabilities `[B, nh, Lq, Lk]` (softmax in f32).
 pub(crate) fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> (Tensor<3>, Tensor<4>) {
     let [b, nh, lq, hd] = q.dims();
-    let dtype = q.dtype();
-    let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (hd as f64).sqrt());
-    let probs = if dtype == DType::F32 {
-        softmax(scores, 3)
-    } else {
-        softmax(scores.cast(FloatDType::F32), 3).cast(FloatDType::from(dtype))
-    };
+    // softmax(q·kᵀ/√hd) in f32, scaled inside the fused kernel.
+    let probs = biqa_kernels::softmax_last(q.matmul(k.swap_dims(2, 3)), 1.0 / (hd as f64).sqrt());
     let ctx = probs
         .clone()
         .matmul(v)
@@ -285,17 +279,6 @@ pub struct VisionOutput {
     pub hidden_states: Option<Vec<Tensor<3>>>,
     /// When asked: every layer's attention probabilities `[B, heads, S, S]`.
     pub attentions: Option<Vec<Tensor<4>>>,
-}
-
-fn quick_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    // x·σ(1.702x) as x / (1 + e^(−1.702x)): burn-flex's `sigmoid` is a branchy scalar loop about 2.4× the cost of
-    // its `exp`, and the division is a cheap vectorised binary op.
-    // Under autodiff the sigmoid's dedicated backward is cheaper than the composition's.
-    if x.is_autodiff() {
-        x.clone() * burn::tensor::activation::sigmoid(x * 1.702)
-    } else {
-        x.clone() / ((x * -1.702).exp() + 1.0)
-    }
 }
 
 impl VisionModel {
@@ -419,7 +402,11 @@ impl VisionModel {
             }
             x = x + out;
             let hn = layer_norm(&layer.post_attention_layernorm, x.clone());
-            x = x.clone() + layer.mlp.fc2.forward(quick_gelu(layer.mlp.fc1.forward(hn)));
+            x = x.clone()
+                + layer
+                    .mlp
+                    .fc2
+                    .forward(biqa_kernels::quick_gelu(layer.mlp.fc1.forward(hn)));
         }
         if let Some(v) = hs.as_mut() {
             v.push(x.clone());

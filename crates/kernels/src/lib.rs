@@ -1,0 +1,223 @@
+//! Fused, vectorised CPU kernels for the transcendental element-wise steps of the towers, and allocator tuning.
+//!
+//! burn-flex (burn 0.22.1's CPU backend) evaluates `exp` with scalar libm, about 4 ns per element on one core, and
+//! runs its `sigmoid` as a branchy scalar loop; PyTorch's CPU kernels are vectorised and threaded. On the ViT's
+//! 257 × 1024 MLP activations and 4 × 257 × 257 attention scores those steps weighed as much as a matmul. The
+//! functions here do the whole step in one pass over the data, eight lanes at a time (AVX2 + FMA, picked at run
+//! time; a portable loop otherwise), split across burn's rayon pool, and in place when the tensor's buffer is not
+//! shared.
+//!
+//! Each function takes and returns burn tensors on any device. The fast path applies to f32 tensors on the flex
+//! device outside autodiff; everything else (CUDA, half precision, autodiff graphs) runs the plain burn
+//! composition, so gradients and other backends are unchanged. Both paths compute the same function; they agree
+//! to about 1e-6 relative (the polynomial `exp` of [`simd`](crate) is within 2 ulp).
+//!
+//! [`tune_allocator`] is the other half of the CPU speed: every burn-flex op writes a fresh buffer, and glibc's
+//! default of serving blocks above 128 KiB with `mmap` turns each 1 MiB activation into ~256 page faults.
+
+use burn::tensor::{Bytes, DType, FloatDType, Shape, Tensor, activation};
+use burn_flex::{Flex, FlexTensor, Layout};
+
+mod simd;
+
+/// Below this many elements a kernel runs on the calling thread (a rayon split costs more than it saves).
+const PARALLEL_MIN: usize = 32 * 1024;
+
+/// `x · σ(1.702 x)` (CLIP's quick-GELU), element-wise; any shape.
+///
+/// Written `x / (1 + e^(−1.702x))`. Under autodiff it is `x · sigmoid(1.702x)`, whose dedicated backward is
+/// cheaper than that of the composition.
+pub fn quick_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if x.is_autodiff() {
+        return x.clone() * activation::sigmoid(x * 1.702);
+    }
+    match into_flex_f32(x) {
+        Ok(t) => {
+            let (mut t, shape) = writable(t);
+            let isa = simd::detect();
+            for_chunks(storage(&mut t), 1, |c| simd::quick_gelu(isa, c));
+            from_flex(t, shape)
+        }
+        Err(x) => x.clone() / ((x * -1.702).exp() + 1.0),
+    }
+}
+
+/// `silu(g) · u = g · u / (1 + e^(−g))` for `g`, `u` of the same shape (the SwiGLU inner product).
+///
+/// Under autodiff it is `silu(g) · u`, whose dedicated backward is cheaper than that of the composition.
+/// Shapes that differ (broadcasting) take the plain burn composition.
+pub fn silu_mul<const D: usize>(g: Tensor<D>, u: Tensor<D>) -> Tensor<D> {
+    if g.is_autodiff() {
+        return activation::silu(g) * u;
+    }
+    if g.dims() != u.dims() || u.dtype() != DType::F32 {
+        return silu_mul_plain(g, u);
+    }
+    let g = match into_flex_f32(g) {
+        Ok(t) => t,
+        Err(g) => return silu_mul_plain(g, u),
+    };
+    let u = match into_flex_f32(u) {
+        Ok(t) => t.to_contiguous(),
+        Err(u) => return silu_mul_plain(from_flex_shaped::<D>(g), u),
+    };
+    let (mut g, shape) = writable(g);
+    let us = u.as_slice::<f32>().expect("contiguous after to_contiguous");
+    let isa = simd::detect();
+    let gs = storage(&mut g);
+    if gs.len() >= PARALLEL_MIN {
+        use rayon::prelude::*;
+        gs.par_chunks_mut(PARALLEL_MIN / 2)
+            .zip(us.par_chunks(PARALLEL_MIN / 2))
+            .for_each(|(a, b)| simd::silu_mul(isa, a, b));
+    } else {
+        simd::silu_mul(isa, gs, us);
+    }
+    from_flex(g, shape)
+}
+
+fn silu_mul_plain<const D: usize>(g: Tensor<D>, u: Tensor<D>) -> Tensor<D> {
+    (g.clone() * u) / (g.neg().exp() + 1.0)
+}
+
+/// `softmax(scale · x)` over the last dimension, computed in f32 (half-precision inputs are widened and the result
+/// cast back); `scale > 0`. Any shape; `x` `[.., n]` → probabilities `[.., n]`.
+///
+/// The maximum is subtracted before `exp`, as in `torch.softmax`; rows of `-inf` (all masked) give NaN as there.
+///
+/// # Panics
+/// If `scale` is not a positive finite number.
+pub fn softmax_last<const D: usize>(x: Tensor<D>, scale: f64) -> Tensor<D> {
+    assert!(
+        scale.is_finite() && scale > 0.0,
+        "softmax_last: scale {scale} must be positive"
+    );
+    let dtype = x.dtype();
+    if x.is_autodiff() || dtype != DType::F32 {
+        let plain = |x: Tensor<D>| {
+            let x = if scale == 1.0 { x } else { x * scale };
+            activation::softmax(x, D - 1)
+        };
+        return if dtype == DType::F32 {
+            plain(x)
+        } else {
+            plain(x.cast(FloatDType::F32)).cast(FloatDType::from(dtype))
+        };
+    }
+    match into_flex_f32(x) {
+        Ok(t) => {
+            let (mut t, shape) = writable(t);
+            let row = shape[D - 1];
+            if row == 0 {
+                return from_flex(t, shape);
+            }
+            let isa = simd::detect();
+            let s = scale as f32;
+            for_chunks(storage(&mut t), row, |c| simd::softmax_rows(isa, c, row, s));
+            from_flex(t, shape)
+        }
+        Err(x) => activation::softmax(x * scale, D - 1),
+    }
+}
+
+/// Raises glibc's `mmap` threshold to 32 MiB and disables heap trimming below 512 MiB, so that the buffers burn-flex
+/// allocates for every op come from the heap instead of fresh `mmap`s (each of which page-faults on first touch).
+/// Measured on the small ViT: a 257 × 256 · 256 × 1024 matmul went from 2.9 ms to 2.0 ms. Call it once at program
+/// start (the `biqa` binary, the examples and the benches do); it is a no-op outside Linux/glibc, and idempotent.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    glibc::tune();
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+mod glibc {
+    use std::ffi::c_int;
+
+    unsafe extern "C" {
+        fn mallopt(param: c_int, value: c_int) -> c_int;
+    }
+    const M_TRIM_THRESHOLD: c_int = -1;
+    const M_MMAP_THRESHOLD: c_int = -3;
+
+    pub(super) fn tune() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: `mallopt` only sets allocator parameters; both values are within glibc's accepted ranges
+            // (the mmap threshold's maximum is 32 MiB on 64-bit targets). A refusal (return 0) leaves the defaults.
+            unsafe {
+                mallopt(M_MMAP_THRESHOLD, 32 << 20);
+                mallopt(M_TRIM_THRESHOLD, 512 << 20);
+            }
+        });
+    }
+}
+
+/// The flex primitive of a plain f32 tensor, or the tensor back when it lives elsewhere.
+// The "error" is the input handed back on the fallback path, moved once per call: boxing it would allocate.
+#[allow(clippy::result_large_err)]
+fn into_flex_f32<const D: usize>(x: Tensor<D>) -> Result<FlexTensor, Tensor<D>> {
+    if x.dtype() != DType::F32 || x.is_autodiff() {
+        return Err(x);
+    }
+    // The conversion consumes its input, so it gets a clone (a reference count); once it succeeds, dropping `x`
+    // leaves the primitive as the buffer's only owner again if it was before.
+    match x.clone().try_into_primitive::<Flex>() {
+        Ok(t) => Ok(t),
+        Err(_) => Err(x),
+    }
+}
+
+/// A contiguous, unshared f32 buffer with the same values (no copy when `t` already is one), and its shape.
+fn writable(t: FlexTensor) -> (FlexTensor, Shape) {
+    let shape = t.layout().shape().clone();
+    let n = shape.num_elements();
+    let t = if t.is_contiguous() {
+        t
+    } else {
+        t.to_contiguous()
+    };
+    let exclusive = t.is_unique()
+        && t.layout().contiguous_offsets() == Some((0, n))
+        && t.bytes().len() == n * size_of::<f32>();
+    if exclusive {
+        return (t, shape);
+    }
+    let data = t
+        .as_slice::<f32>()
+        .expect("contiguous f32 after to_contiguous")
+        .to_vec();
+    (
+        FlexTensor::new(
+            Bytes::from_elems(data),
+            Layout::contiguous(shape.clone()),
+            DType::F32,
+        ),
+        shape,
+    )
+}
+
+fn storage(t: &mut FlexTensor) -> &mut [f32] {
+    t.try_storage_mut::<f32>()
+        .expect("writable() returns an unshared buffer")
+}
+
+fn from_flex<const D: usize>(t: FlexTensor, shape: Shape) -> Tensor<D> {
+    let t = t.with_layout(Layout::contiguous(shape));
+    Tensor::from_primitive::<Flex>(t)
+}
+
+fn from_flex_shaped<const D: usize>(t: FlexTensor) -> Tensor<D> {
+    Tensor::from_primitive::<Flex>(t)
+}
+
+/// Runs `f` over `data` in chunks of whole rows (`row` elements), in parallel when there is enough work.
+fn for_chunks(data: &mut [f32], row: usize, f: impl Fn(&mut [f32]) + Sync + Send) {
+    if data.len() < PARALLEL_MIN {
+        f(data);
+        return;
+    }
+    use rayon::prelude::*;
+    let rows_per_chunk = (PARALLEL_MIN / 2).div_ceil(row).max(1);
+    data.par_chunks_mut(rows_per_chunk * row).for_each(f);
+}

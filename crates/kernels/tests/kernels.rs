@@ -1,0 +1,219 @@
+//! The fused kernels against double-precision references, on the flex device: small (one thread) and large (rayon)
+//! tensors, non-contiguous and shared inputs (which must stay untouched), and the plain-composition fallbacks.
+
+use biqa_kernels::{quick_gelu, silu_mul, softmax_last};
+use burn::tensor::{Device, Distribution, FloatDType, Tensor, TensorData};
+
+fn host<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
+    t.clone()
+        .cast(FloatDType::F32)
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 data")
+}
+
+fn close(got: &[f32], want: &[f64], rel: f64, abs: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let tol = abs + rel * w.abs();
+        assert!(
+            (g as f64 - w).abs() <= tol,
+            "{what}[{i}]: got {g}, want {w} (tol {tol})"
+        );
+    }
+}
+
+fn qgelu_ref(x: f32) -> f64 {
+    let x = x as f64;
+    x / (1.0 + (-1.702 * x).exp())
+}
+
+fn softmax_ref(x: &[f32], row: usize, scale: f64) -> Vec<f64> {
+    x.chunks(row)
+        .flat_map(|r| {
+            let m = r
+                .iter()
+                .fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64 * scale));
+            let e: Vec<f64> = r.iter().map(|&v| (v as f64 * scale - m).exp()).collect();
+            let s: f64 = e.iter().sum();
+            e.into_iter().map(move |v| v / s)
+        })
+        .collect()
+}
+
+#[test]
+fn quick_gelu_matches_the_reference_small_and_large() {
+    let dev = Device::flex();
+    for shape in [[1, 3, 37], [1, 257, 1024]] {
+        let x: Tensor<3> = Tensor::random(shape, Distribution::Normal(0.0, 4.0), &dev);
+        let xs = host(&x);
+        let y = quick_gelu(x.clone());
+        assert_eq!(y.dims(), shape);
+        let want: Vec<f64> = xs.iter().map(|&v| qgelu_ref(v)).collect();
+        close(&host(&y), &want, 1e-6, 1e-7, "quick_gelu");
+        // The input was shared (`x` is still alive): it must be unchanged.
+        assert_eq!(host(&x), xs, "shared input was modified");
+    }
+}
+
+#[test]
+fn quick_gelu_extremes() {
+    let dev = Device::flex();
+    let v = [
+        0.0f32,
+        -0.0,
+        1e-30,
+        -1e-30,
+        60.0,
+        -60.0,
+        1e4,
+        -1e4,
+        f32::MAX,
+        f32::MIN,
+    ];
+    let x = Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), &dev);
+    let got = host(&quick_gelu(x));
+    for (g, &x) in got.iter().zip(&v) {
+        let w = qgelu_ref(x);
+        assert!(
+            (*g as f64 - w).abs() <= 1e-6 * w.abs() + 1e-30,
+            "quick_gelu({x}) = {g}, want {w}"
+        );
+    }
+    let nan = Tensor::<1>::from_data(TensorData::new(vec![f32::NAN; 3], [3]), &dev);
+    assert!(
+        host(&quick_gelu(nan)).iter().all(|v| v.is_nan()),
+        "NaN must stay NaN"
+    );
+}
+
+#[test]
+fn silu_mul_matches_the_reference_and_handles_views() {
+    let dev = Device::flex();
+    for shape in [[2, 5, 11], [1, 184, 1376]] {
+        let g: Tensor<3> = Tensor::random(shape, Distribution::Normal(0.0, 3.0), &dev);
+        let u: Tensor<3> = Tensor::random(shape, Distribution::Normal(0.0, 1.0), &dev);
+        let (gs, us) = (host(&g), host(&u));
+        let want: Vec<f64> = gs
+            .iter()
+            .zip(&us)
+            .map(|(&g, &u)| g as f64 * u as f64 / (1.0 + (-(g as f64)).exp()))
+            .collect();
+        close(
+            &host(&silu_mul(g.clone(), u.clone())),
+            &want,
+            1e-6,
+            1e-7,
+            "silu_mul",
+        );
+        assert_eq!(host(&g), gs, "shared gate was modified");
+        assert_eq!(host(&u), us, "shared up was modified");
+    }
+    // Non-contiguous operands: a transposed gate and up.
+    let g: Tensor<2> = Tensor::random([40, 30], Distribution::Normal(0.0, 3.0), &dev);
+    let u: Tensor<2> = Tensor::random([40, 30], Distribution::Normal(0.0, 1.0), &dev);
+    let (gt, ut) = (g.clone().transpose(), u.clone().transpose());
+    let (gs, us) = (host(&gt), host(&ut));
+    let want: Vec<f64> = gs
+        .iter()
+        .zip(&us)
+        .map(|(&g, &u)| g as f64 * u as f64 / (1.0 + (-(g as f64)).exp()))
+        .collect();
+    close(
+        &host(&silu_mul(gt, ut)),
+        &want,
+        1e-6,
+        1e-7,
+        "silu_mul on views",
+    );
+}
+
+#[test]
+fn softmax_matches_the_reference_with_scale_views_and_masks() {
+    let dev = Device::flex();
+    for (shape, scale) in [
+        ([1, 4, 257, 257], 0.125),
+        ([2, 3, 5, 13], 1.0),
+        ([1, 1, 3, 8], 0.5),
+    ] {
+        let x: Tensor<4> = Tensor::random(shape, Distribution::Normal(0.0, 5.0), &dev);
+        let xs = host(&x);
+        let p = softmax_last(x.clone(), scale);
+        close(
+            &host(&p),
+            &softmax_ref(&xs, shape[3], scale),
+            2e-6,
+            1e-8,
+            "softmax",
+        );
+        assert_eq!(host(&x), xs, "shared scores were modified");
+    }
+    // A permuted view, and masked entries (f32::MIN as the decoder fills them) that must get exactly 0.
+    let x: Tensor<3> = Tensor::random([6, 9, 4], Distribution::Normal(0.0, 2.0), &dev);
+    let v = x.swap_dims(1, 2);
+    let mut vs = host(&v);
+    for (i, e) in vs.iter_mut().enumerate() {
+        if i % 3 == 1 {
+            *e = f32::MIN;
+        }
+    }
+    let masked = Tensor::<3>::from_data(TensorData::new(vs.clone(), [6, 4, 9]), &dev);
+    let p = host(&softmax_last(masked, 1.0));
+    close(&p, &softmax_ref(&vs, 9, 1.0), 2e-6, 1e-8, "masked softmax");
+    for (i, &e) in p.iter().enumerate() {
+        if i % 3 == 1 {
+            assert_eq!(e, 0.0, "masked entry {i}");
+        }
+    }
+    let v2: Tensor<3> =
+        Tensor::random([6, 9, 4], Distribution::Normal(0.0, 2.0), &dev).swap_dims(1, 2);
+    let want = softmax_ref(&host(&v2), 9, 0.7);
+    close(
+        &host(&softmax_last(v2, 0.7)),
+        &want,
+        2e-6,
+        1e-8,
+        "softmax on a view",
+    );
+}
+
+#[test]
+fn half_precision_takes_the_plain_path() {
+    let dev = Device::flex();
+    let x: Tensor<2> = Tensor::random([4, 33], Distribution::Normal(0.0, 2.0), &dev);
+    let xs = host(&x);
+    let h = x.cast(FloatDType::BF16);
+    let p = softmax_last(h.clone(), 0.5);
+    assert_eq!(p.dtype(), h.dtype());
+    close(
+        &host(&p),
+        &softmax_ref(&xs, 33, 0.5),
+        1e-2,
+        1e-2,
+        "bf16 softmax",
+    );
+    let g = quick_gelu(h);
+    let want: Vec<f64> = xs.iter().map(|&v| qgelu_ref(v)).collect();
+    close(&host(&g), &want, 2e-2, 2e-2, "bf16 quick_gelu");
+}
+
+#[test]
+fn autodiff_takes_the_differentiable_path() {
+    let dev = Device::flex().autodiff();
+    let x: Tensor<2> = Tensor::random([3, 7], Distribution::Normal(0.0, 2.0), &dev).require_grad();
+    let y = quick_gelu(x.clone()).sum();
+    let grads = y.backward();
+    let gx = x.grad(&grads).expect("gradient");
+    let xs = host(&x);
+    // d/dx x·σ(1.702x) = σ + 1.702·x·σ·(1−σ).
+    let want: Vec<f64> = xs
+        .iter()
+        .map(|&v| {
+            let v = v as f64;
+            let s = 1.0 / (1.0 + (-1.702 * v).exp());
+            s + 1.702 * v * s * (1.0 - s)
+        })
+        .collect();
+    close(&host(&gx), &want, 1e-5, 1e-6, "quick_gelu gradient");
+}
