@@ -18,6 +18,7 @@
 use burn::tensor::{Bytes, DType, FloatDType, Shape, Tensor, activation};
 use burn_flex::{Flex, FlexTensor, Layout};
 
+mod gemm_ops;
 mod simd;
 
 /// Below this many elements a kernel runs on the calling thread (a rayon split costs more than it saves).
@@ -118,6 +119,68 @@ pub fn softmax_last<const D: usize>(x: Tensor<D>, scale: f64) -> Tensor<D> {
         }
         Err(x) => activation::softmax(x * scale, D - 1),
     }
+}
+
+/// `x · W + b` for `x` `[.., K]`, `weight` `[K, N]` (burn's `Linear` layout, any strides), `bias` `[N]` →
+/// `[.., N]`; what `burn::nn::Linear::forward` computes.
+///
+/// On flex f32 tensors outside autodiff the bias is written into the output first and the product accumulated onto
+/// it by one GEMM call (burn adds it in a second pass over a zero-filled buffer); otherwise
+/// `burn::tensor::module::linear`.
+pub fn linear<const D: usize>(
+    x: Tensor<D>,
+    weight: Tensor<2>,
+    bias: Option<Tensor<1>>,
+) -> Tensor<D> {
+    if !x.is_autodiff()
+        && let Some(y) = gemm_ops::linear(&x, &weight, bias.as_ref())
+    {
+        return y;
+    }
+    burn::tensor::module::linear(x, weight, bias)
+}
+
+/// [`linear`] with the parameters of a `burn::nn::Linear`.
+pub fn linear_module<const D: usize>(layer: &burn::nn::Linear, x: Tensor<D>) -> Tensor<D> {
+    linear(x, layer.weight.val(), layer.bias.as_ref().map(|b| b.val()))
+}
+
+/// The heads of one attention operand inside a projection output: `tensor` `[B, L, C]`, head `h` in the columns
+/// `offset + h·head_stride .. + head_dim`.
+///
+/// Separate projections are `offset = 0`, `head_stride = head_dim`; the ViT's fused, per-head interleaved QKV
+/// (`[head][q|k|v][head_dim]`) is one tensor with `head_stride = 3·head_dim` and offsets `0`, `head_dim`,
+/// `2·head_dim`.
+#[derive(Debug, Clone)]
+pub struct Heads {
+    /// The projection output `[B, L, C]`.
+    pub tensor: Tensor<3>,
+    /// Column of head 0's first element.
+    pub offset: usize,
+    /// Columns from one head to the next.
+    pub head_stride: usize,
+}
+
+/// Softmax attention without a mask, `softmax(scale · q·kᵀ) · v` per head, on flex f32 tensors outside autodiff:
+/// `q` `[B, Lq, ·]`, `k`/`v` `[B, Lk, ·]` (see [`Heads`]) → the context `[B, Lq, heads·head_dim]` (heads
+/// concatenated, ready for the output projection) and, when asked, the probabilities `[B, heads, Lq, Lk]`.
+///
+/// Each (batch, head) task runs its two GEMMs and the softmax on its own score block, reading the heads where the
+/// projections wrote them and writing the context in place; tasks run in parallel. Returns `None` when a tensor is
+/// not a plain flex f32 one or the shapes do not fit; the caller then takes its burn composition.
+pub fn try_attention(
+    q: &Heads,
+    k: &Heads,
+    v: &Heads,
+    heads: usize,
+    head_dim: usize,
+    scale: f64,
+    want_probs: bool,
+) -> Option<(Tensor<3>, Option<Tensor<4>>)> {
+    if q.tensor.is_autodiff() || !(scale.is_finite() && scale > 0.0) {
+        return None;
+    }
+    gemm_ops::attention(q, k, v, heads, head_dim, scale as f32, want_probs)
 }
 
 /// Raises glibc's `mmap` threshold to 32 MiB and disables heap trimming below 512 MiB, so that the buffers burn-flex

@@ -1,7 +1,7 @@
 //! The fused kernels against double-precision references, on the flex device: small (one thread) and large (rayon)
 //! tensors, non-contiguous and shared inputs (which must stay untouched), and the plain-composition fallbacks.
 
-use biqa_kernels::{quick_gelu, silu_mul, softmax_last};
+use biqa_kernels::{Heads, linear, quick_gelu, silu_mul, softmax_last, try_attention};
 use burn::tensor::{Device, Distribution, FloatDType, Tensor, TensorData};
 
 fn host<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
@@ -216,4 +216,134 @@ fn autodiff_takes_the_differentiable_path() {
         })
         .collect();
     close(&host(&gx), &want, 1e-5, 1e-6, "quick_gelu gradient");
+}
+
+fn close32(got: &[f32], want: &[f32], tol: f32, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= tol * (1.0 + w.abs()),
+            "{what}[{i}]: got {g}, want {w}"
+        );
+    }
+}
+
+#[test]
+fn linear_matches_burn_with_and_without_bias_and_on_strided_weights() {
+    let dev = Device::flex();
+    for (m, k, n) in [(3, 5, 7), (257, 256, 768)] {
+        let x: Tensor<3> = Tensor::random([1, m, k], Distribution::Normal(0.0, 1.0), &dev);
+        let w: Tensor<2> = Tensor::random([k, n], Distribution::Normal(0.0, 0.1), &dev);
+        let b: Tensor<1> = Tensor::random([n], Distribution::Normal(0.0, 1.0), &dev);
+        let want = burn::tensor::module::linear(x.clone(), w.clone(), Some(b.clone()));
+        let got = linear(x.clone(), w.clone(), Some(b.clone()));
+        assert_eq!(got.dims(), [1, m, n]);
+        close32(&host(&got), &host(&want), 1e-5, "linear");
+        let want = burn::tensor::module::linear(x.clone(), w.clone(), None);
+        close32(
+            &host(&linear(x.clone(), w.clone(), None)),
+            &host(&want),
+            1e-5,
+            "linear, no bias",
+        );
+        // A transposed view of an [n, k] matrix as the weight (HF's layout seen through burn).
+        let wt: Tensor<2> = Tensor::random([n, k], Distribution::Normal(0.0, 0.1), &dev);
+        let want = burn::tensor::module::linear(x.clone(), wt.clone().transpose(), Some(b.clone()));
+        close32(
+            &host(&linear(x, wt.transpose(), Some(b))),
+            &host(&want),
+            1e-5,
+            "linear, strided weight",
+        );
+    }
+}
+
+/// The plain burn attention: heads gathered with narrow + stack, softmax(scale·q·kᵀ)·v.
+fn reference_attention(
+    q: &Heads,
+    k: &Heads,
+    v: &Heads,
+    heads: usize,
+    hd: usize,
+    scale: f64,
+) -> (Tensor<3>, Tensor<4>) {
+    let split = |h: &Heads| {
+        Tensor::stack::<4>(
+            (0..heads)
+                .map(|i| h.tensor.clone().narrow(2, h.offset + i * h.head_stride, hd))
+                .collect(),
+            1,
+        )
+    };
+    let (q4, k4, v4) = (split(q), split(k), split(v));
+    let [b, _, lq, _] = q4.dims();
+    let p = burn::tensor::activation::softmax(q4.matmul(k4.swap_dims(2, 3)) * scale, 3);
+    let ctx = p
+        .clone()
+        .matmul(v4)
+        .swap_dims(1, 2)
+        .reshape([b, lq, heads * hd]);
+    (ctx, p)
+}
+
+#[test]
+fn attention_on_interleaved_and_separate_heads_matches_burn() {
+    let dev = Device::flex();
+    // The ViT's fused QKV: [B, S, nh·3·hd], head h at h·3hd + {0, hd, 2hd}; two batches, 4 heads (parallel tasks).
+    let (b, s, nh, hd) = (2, 37, 4, 16);
+    let qkv: Tensor<3> = Tensor::random([b, s, 3 * nh * hd], Distribution::Normal(0.0, 1.0), &dev);
+    let h = |o: usize| Heads {
+        tensor: qkv.clone(),
+        offset: o * hd,
+        head_stride: 3 * hd,
+    };
+    let (q, k, v) = (h(0), h(1), h(2));
+    let (ctx, probs) =
+        try_attention(&q, &k, &v, nh, hd, 0.25, true).expect("flex f32 takes the fast path");
+    let (want_ctx, want_p) = reference_attention(&q, &k, &v, nh, hd, 0.25);
+    assert_eq!(ctx.dims(), [b, s, nh * hd]);
+    close32(&host(&ctx), &host(&want_ctx), 2e-5, "context (interleaved)");
+    close32(
+        &host(&probs.expect("asked")),
+        &host(&want_p),
+        2e-6,
+        "probabilities (interleaved)",
+    );
+    // Separate projections with Lq ≠ Lk (the abstractor's queries against queries + image), one head per batch.
+    let (lq, lk, nh, hd) = (5, 23, 1, 8);
+    let q = Heads {
+        tensor: Tensor::random([1, lq, nh * hd], Distribution::Normal(0.0, 1.0), &dev),
+        offset: 0,
+        head_stride: hd,
+    };
+    let k = Heads {
+        tensor: Tensor::random([1, lk, nh * hd], Distribution::Normal(0.0, 1.0), &dev),
+        offset: 0,
+        head_stride: hd,
+    };
+    let v = Heads {
+        tensor: Tensor::random([1, lk, nh * hd], Distribution::Normal(0.0, 1.0), &dev),
+        offset: 0,
+        head_stride: hd,
+    };
+    let (ctx, probs) = try_attention(&q, &k, &v, nh, hd, 0.5, false).expect("fast path");
+    assert!(probs.is_none());
+    let (want_ctx, _) = reference_attention(&q, &k, &v, nh, hd, 0.5);
+    close32(&host(&ctx), &host(&want_ctx), 2e-5, "context (separate)");
+    // Heads that do not fit the columns are refused, as are autodiff tensors.
+    let bad = Heads {
+        offset: 1,
+        ..q.clone()
+    };
+    assert!(try_attention(&bad, &k, &v, nh, hd, 0.5, false).is_none());
+    let ad = Heads {
+        tensor: Tensor::random(
+            [1, lq, hd],
+            Distribution::Normal(0.0, 1.0),
+            &Device::flex().autodiff(),
+        ),
+        offset: 0,
+        head_stride: hd,
+    };
+    assert!(try_attention(&ad, &ad, &ad, 1, hd, 0.5, false).is_none());
 }

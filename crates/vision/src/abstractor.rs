@@ -13,7 +13,7 @@ use burn::nn::{LayerNorm, Linear};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::encoder::{attention, layer_norm};
+use crate::encoder::{attention, layer_norm, linear};
 use crate::error::{Result, VisionError};
 
 /// eps of `norm1`, `normk` and `norm2` (`nn.LayerNorm`'s default; the config's eps is only used by `ffn_ln`).
@@ -379,7 +379,7 @@ impl VisualAbstractor {
                 o.push(x.clone());
             }
         }
-        let tokens = self.visual_fc.forward(x);
+        let tokens = linear(&self.visual_fc, x);
         let eos = self.vit_eos.val().expand([b, 1, c.output_size]);
         Ok(AbstractorOutput {
             image_embeds: Tensor::cat(vec![tokens, eos], 1),
@@ -401,16 +401,35 @@ impl CrossAttention {
         let q_pos = a.q_pos_embed.clone().unsqueeze_dim::<3>(0);
         let pos = Tensor::cat(vec![a.q_pos_embed.clone(), a.k_pos_embed.clone()], 0)
             .unsqueeze_dim::<3>(0);
-        let heads = |t: Tensor<3>, len: usize| t.reshape([b, len, nh, hd]).swap_dims(1, 2);
-        let query = heads(a.query.forward(xq.clone() + q_pos), q);
-        let key = heads(a.key.forward(kv.clone() + pos), q + s);
-        let value = heads(a.value.forward(kv), q + s);
-        let (ctx, _) = attention(query, key, value);
-        let x = xq + self.output.out_proj.forward(ctx);
+        let query = linear(&a.query, xq.clone() + q_pos);
+        let key = linear(&a.key, kv.clone() + pos);
+        let value = linear(&a.value, kv);
+        let h = |t: &Tensor<3>| biqa_kernels::Heads {
+            tensor: t.clone(),
+            offset: 0,
+            head_stride: hd,
+        };
+        let scale = 1.0 / (hd as f64).sqrt();
+        let ctx = match biqa_kernels::try_attention(
+            &h(&query),
+            &h(&key),
+            &h(&value),
+            nh,
+            hd,
+            scale,
+            false,
+        ) {
+            Some((ctx, _)) => ctx,
+            None => {
+                let heads = |t: Tensor<3>, len: usize| t.reshape([b, len, nh, hd]).swap_dims(1, 2);
+                attention(heads(query, q), heads(key, q + s), heads(value, q + s)).0
+            }
+        };
+        let x = xq + linear(&self.output.out_proj, ctx);
         let h = layer_norm(&self.output.norm2, x.clone());
         let m = &self.output.mlp;
-        let g = m.w1.forward(h.clone());
-        let inner = biqa_kernels::silu_mul(g, m.w3.forward(h));
-        x + m.w2.forward(layer_norm(&m.ffn_ln, inner))
+        let g = linear(&m.w1, h.clone());
+        let inner = biqa_kernels::silu_mul(g, linear(&m.w3, h));
+        x + linear(&m.w2, layer_norm(&m.ffn_ln, inner))
     }
 }

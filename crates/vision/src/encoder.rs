@@ -202,6 +202,11 @@ pub(crate) fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> (Tensor<3>,
     (ctx, probs)
 }
 
+/// `layer.forward(x)` through [`biqa_kernels::linear`] (the bias written before the GEMM accumulates on flex).
+pub(crate) fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
+    biqa_kernels::linear_module(layer, x)
+}
+
 /// Embeddings: unfolded-patch projection (the bias-free conv), CLS, position embedding, pre-LayerNorm.
 #[derive(Module, Debug)]
 pub struct VisionEmbeddings {
@@ -394,19 +399,20 @@ impl VisionModel {
             if let Some(v) = hs.as_mut() {
                 v.push(x.clone());
             }
-            let (out, probs) = layer
-                .self_attn
-                .forward(layer_norm(&layer.input_layernorm, x.clone()));
-            if let Some(a) = atts.as_mut() {
-                a.push(probs);
+            let (out, probs) = layer.self_attn.forward_traced(
+                layer_norm(&layer.input_layernorm, x.clone()),
+                atts.is_some(),
+            );
+            if let (Some(a), Some(p)) = (atts.as_mut(), probs) {
+                a.push(p);
             }
             x = x + out;
             let hn = layer_norm(&layer.post_attention_layernorm, x.clone());
-            x = x.clone()
-                + layer
-                    .mlp
-                    .fc2
-                    .forward(biqa_kernels::quick_gelu(layer.mlp.fc1.forward(hn)));
+            let mlp = linear(
+                &layer.mlp.fc2,
+                biqa_kernels::quick_gelu(linear(&layer.mlp.fc1, hn)),
+            );
+            x = x + mlp;
         }
         if let Some(v) = hs.as_mut() {
             v.push(x.clone());
@@ -422,17 +428,31 @@ impl VisionModel {
 impl VisionAttention {
     /// `x` `[B, S, D]` → (`dense(context)` `[B, S, D]`, probabilities `[B, heads, S, S]`).
     pub fn forward(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<4>) {
+        let (out, probs) = self.forward_traced(x, true);
+        (out, probs.expect("asked for"))
+    }
+
+    /// [`VisionAttention::forward`], with the probabilities only when `want_probs`.
+    pub fn forward_traced(&self, x: Tensor<3>, want_probs: bool) -> (Tensor<3>, Option<Tensor<4>>) {
         let [b, s, d] = x.dims();
         let nh = self.num_heads;
         let hd = d / nh;
-        // Rows of the fused weight are [head][q|k|v][hd]: reshape (B, S, nh, 3, hd).
-        let qkv = self
-            .query_key_value
-            .forward(x)
-            .reshape([b, s, nh, 3, hd])
-            .permute([3, 0, 2, 1, 4]);
+        let scale = 1.0 / (hd as f64).sqrt();
+        // Rows of the fused weight are [head][q|k|v][hd]: head h's q, k, v sit at columns h·3hd + {0, hd, 2hd}.
+        let qkv = linear(&self.query_key_value, x);
+        let h = |i: usize| biqa_kernels::Heads {
+            tensor: qkv.clone(),
+            offset: i * hd,
+            head_stride: 3 * hd,
+        };
+        if let Some((ctx, probs)) =
+            biqa_kernels::try_attention(&h(0), &h(1), &h(2), nh, hd, scale, want_probs)
+        {
+            return (linear(&self.dense, ctx), probs);
+        }
+        let qkv = qkv.reshape([b, s, nh, 3, hd]).permute([3, 0, 2, 1, 4]);
         let part = |i: usize| qkv.clone().narrow(0, i, 1).reshape([b, nh, s, hd]);
         let (ctx, probs) = attention(part(0), part(1), part(2));
-        (self.dense.forward(ctx), probs)
+        (linear(&self.dense, ctx), want_probs.then_some(probs))
     }
 }
