@@ -184,11 +184,19 @@ pub(crate) fn attention(
     if bk != b || bv != b || lv != lk || heads == 0 || hd == 0 || lk == 0 {
         return None;
     }
+    // Checked arithmetic: `Heads` is public, and a wrapped bound would let the GEMMs read out of bounds.
     for (h, c) in [(q, cq), (k, ck), (v, cv)] {
-        if h.offset + (heads - 1) * h.head_stride + hd > c {
+        let end = (heads - 1)
+            .checked_mul(h.head_stride)
+            .and_then(|x| x.checked_add(h.offset))
+            .and_then(|x| x.checked_add(hd))?;
+        if end > c {
             return None;
         }
     }
+    let d_out = heads.checked_mul(hd)?;
+    let ctx_len = b.checked_mul(lq)?.checked_mul(d_out)?;
+    let probs_len = b.checked_mul(heads)?.checked_mul(lq)?.checked_mul(lk)?;
     let qt = contiguous(into_flex_f32(q.tensor.clone()).ok()?);
     let kt = contiguous(into_flex_f32(k.tensor.clone()).ok()?);
     let vt = contiguous(into_flex_f32(v.tensor.clone()).ok()?);
@@ -197,9 +205,8 @@ pub(crate) fn attention(
         kt.as_slice::<f32>()?,
         vt.as_slice::<f32>()?,
     );
-    let d_out = heads * hd;
-    let mut ctx = vec![0.0f32; b * lq * d_out];
-    let mut probs = vec![0.0f32; b * heads * lq * lk];
+    let mut ctx = vec![0.0f32; ctx_len];
+    let mut probs = vec![0.0f32; probs_len];
     let tasks = b * heads;
     let threads = rayon::current_num_threads();
     // Few heads: each GEMM uses the threads; otherwise one head per task.

@@ -43,7 +43,7 @@ pub fn quick_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     }
 }
 
-/// `silu(g) · u = g · u / (1 + e^(−g))` for `g`, `u` of the same shape (the SwiGLU inner product).
+/// `silu(g) · u = (g / (1 + e^(−g))) · u` for `g`, `u` of the same shape (the SwiGLU inner product).
 ///
 /// Under autodiff it is `silu(g) · u`, whose dedicated backward is cheaper than that of the composition.
 /// Shapes that differ (broadcasting) take the plain burn composition.
@@ -78,31 +78,33 @@ pub fn silu_mul<const D: usize>(g: Tensor<D>, u: Tensor<D>) -> Tensor<D> {
 }
 
 fn silu_mul_plain<const D: usize>(g: Tensor<D>, u: Tensor<D>) -> Tensor<D> {
-    (g.clone() * u) / (g.neg().exp() + 1.0)
+    g.clone() / (g.neg().exp() + 1.0) * u
 }
 
 /// `softmax(scale · x)` over the last dimension, computed in f32 (half-precision inputs are widened and the result
-/// cast back); `scale > 0`. Any shape; `x` `[.., n]` → probabilities `[.., n]`.
+/// cast back; f64 stays f64); `scale > 0`. Any shape; `x` `[.., n]` → probabilities `[.., n]`.
 ///
 /// The maximum is subtracted before `exp`, as in `torch.softmax`; rows of `-inf` (all masked) give NaN as there.
 ///
 /// # Panics
-/// If `scale` is not a positive finite number.
+/// If `scale` is not a positive, finite, normal f32 number.
 pub fn softmax_last<const D: usize>(x: Tensor<D>, scale: f64) -> Tensor<D> {
     assert!(
-        scale.is_finite() && scale > 0.0,
-        "softmax_last: scale {scale} must be positive"
+        scale.is_finite() && scale > 0.0 && (scale as f32).is_normal(),
+        "softmax_last: scale {scale} must be a positive, finite f32"
     );
     let dtype = x.dtype();
+    // Half precision is widened to f32 and cast back; f64 (and anything else) is computed in its own dtype.
+    let widen = matches!(dtype, DType::F16 | DType::BF16 | DType::Flex32);
     if x.is_autodiff() || dtype != DType::F32 {
         let plain = |x: Tensor<D>| {
             let x = if scale == 1.0 { x } else { x * scale };
             activation::softmax(x, D - 1)
         };
-        return if dtype == DType::F32 {
-            plain(x)
-        } else {
+        return if widen {
             plain(x.cast(FloatDType::F32)).cast(FloatDType::from(dtype))
+        } else {
+            plain(x)
         };
     }
     match into_flex_f32(x) {
@@ -177,7 +179,7 @@ pub fn try_attention(
     scale: f64,
     want_probs: bool,
 ) -> Option<(Tensor<3>, Option<Tensor<4>>)> {
-    if q.tensor.is_autodiff() || !(scale.is_finite() && scale > 0.0) {
+    if q.tensor.is_autodiff() || !(scale.is_finite() && scale > 0.0 && (scale as f32).is_normal()) {
         return None;
     }
     gemm_ops::attention(q, k, v, heads, head_dim, scale as f32, want_probs)

@@ -83,14 +83,15 @@ pub(crate) fn quick_gelu(isa: Isa, x: &mut [f32]) {
     }
 }
 
-/// `g ← g·u / (1 + e^(−g))`, SiLU(g)·u; `g` and `u` have the same length.
+/// `g ← (g / (1 + e^(−g)))·u`, SiLU(g)·u (the SiLU first, so that a huge `u` cannot make `inf/inf`); `g` and `u`
+/// have the same length.
 #[allow(unsafe_code)]
 pub(crate) fn silu_mul(isa: Isa, g: &mut [f32], u: &[f32]) {
     assert_eq!(g.len(), u.len(), "silu_mul: length mismatch");
     match isa {
         Isa::Portable => {
             for (a, &b) in g.iter_mut().zip(u) {
-                *a = *a * b / (1.0 + exp_scalar(-*a));
+                *a = *a / (1.0 + exp_scalar(-*a)) * b;
             }
         }
         #[cfg(target_arch = "x86_64")]
@@ -201,9 +202,9 @@ mod avx2 {
         let one = _mm256_set1_ps(1.0);
         let zero = _mm256_setzero_ps();
         let f = |a: __m256, b: __m256| {
-            _mm256_div_ps(
-                _mm256_mul_ps(a, b),
-                _mm256_add_ps(one, exp8(_mm256_sub_ps(zero, a))),
+            _mm256_mul_ps(
+                _mm256_div_ps(a, _mm256_add_ps(one, exp8(_mm256_sub_ps(zero, a)))),
+                b,
             )
         };
         let mut gc = g.chunks_exact_mut(8);
