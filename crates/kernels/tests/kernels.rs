@@ -88,6 +88,13 @@ fn quick_gelu_extremes() {
     );
 }
 
+fn silu_mul_ref(g: &[f32], u: &[f32]) -> Vec<f64> {
+    g.iter()
+        .zip(u)
+        .map(|(&g, &u)| g as f64 * u as f64 / (1.0 + (-(g as f64)).exp()))
+        .collect()
+}
+
 #[test]
 fn silu_mul_matches_the_reference_and_handles_views() {
     let dev = Device::flex();
@@ -95,11 +102,7 @@ fn silu_mul_matches_the_reference_and_handles_views() {
         let g: Tensor<3> = Tensor::random(shape, Distribution::Normal(0.0, 3.0), &dev);
         let u: Tensor<3> = Tensor::random(shape, Distribution::Normal(0.0, 1.0), &dev);
         let (gs, us) = (host(&g), host(&u));
-        let want: Vec<f64> = gs
-            .iter()
-            .zip(&us)
-            .map(|(&g, &u)| g as f64 * u as f64 / (1.0 + (-(g as f64)).exp()))
-            .collect();
+        let want = silu_mul_ref(&gs, &us);
         close(
             &host(&silu_mul(g.clone(), u.clone())),
             &want,
@@ -115,11 +118,7 @@ fn silu_mul_matches_the_reference_and_handles_views() {
     let u: Tensor<2> = Tensor::random([40, 30], Distribution::Normal(0.0, 1.0), &dev);
     let (gt, ut) = (g.clone().transpose(), u.clone().transpose());
     let (gs, us) = (host(&gt), host(&ut));
-    let want: Vec<f64> = gs
-        .iter()
-        .zip(&us)
-        .map(|(&g, &u)| g as f64 * u as f64 / (1.0 + (-(g as f64)).exp()))
-        .collect();
+    let want = silu_mul_ref(&gs, &us);
     close(
         &host(&silu_mul(gt, ut)),
         &want,
