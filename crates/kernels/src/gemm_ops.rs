@@ -206,7 +206,10 @@ pub(crate) fn attention(
         vt.as_slice::<f32>()?,
     );
     let mut ctx = vec![0.0f32; ctx_len];
-    let mut probs = vec![0.0f32; probs_len];
+    // The probabilities are kept only when asked for; otherwise each worker reuses one [lq, lk] score block (a
+    // ViT-L layer's full set would be 16 × 1025² floats, 67 MB).
+    let block = lq.checked_mul(lk)?;
+    let mut probs = vec![0.0f32; if want_probs { probs_len } else { 0 }];
     let tasks = b * heads;
     let threads = rayon::current_num_threads();
     // Few heads: each GEMM uses the threads; otherwise one head per task.
@@ -252,17 +255,30 @@ pub(crate) fn attention(
             );
         }
     };
-    if lq > 0 {
-        if tasks >= threads && tasks > 1 {
+    let parallel = tasks >= threads && tasks > 1;
+    if block == 0 || tasks == 0 {
+        // Nothing to compute: the context stays empty or zero-sized.
+    } else if want_probs {
+        if parallel {
             use rayon::prelude::*;
             probs
-                .par_chunks_mut(lq * lk)
+                .par_chunks_mut(block)
                 .enumerate()
                 .for_each(|(t, s)| run(t, s));
         } else {
-            for (t, s) in probs.chunks_mut(lq * lk).enumerate() {
+            for (t, s) in probs.chunks_mut(block).enumerate() {
                 run(t, s);
             }
+        }
+    } else if parallel {
+        use rayon::prelude::*;
+        (0..tasks)
+            .into_par_iter()
+            .for_each_init(|| vec![0.0f32; block], |s, t| run(t, s));
+    } else {
+        let mut s = vec![0.0f32; block];
+        for t in 0..tasks {
+            run(t, &mut s);
         }
     }
     let ctx = Tensor::from_primitive::<Flex>(FlexTensor::new(

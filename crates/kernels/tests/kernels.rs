@@ -325,6 +325,15 @@ fn attention_on_interleaved_and_separate_heads_matches_burn() {
         2e-6,
         "probabilities (interleaved)",
     );
+    // The same without the probabilities (per-worker score blocks instead of one kept buffer).
+    let (ctx2, none) = try_attention(&q, &k, &v, nh, hd, 0.25, false).expect("fast path");
+    assert!(none.is_none());
+    close32(
+        &host(&ctx2),
+        &host(&want_ctx),
+        2e-5,
+        "context (interleaved, no probabilities)",
+    );
     // Separate projections with Lq ≠ Lk (the abstractor's queries against queries + image), one head per batch.
     let (lq, lk, nh, hd) = (5, 23, 1, 8);
     let q = Heads {
