@@ -26,6 +26,7 @@ use biqa_train::conversation::{TokenizeOptions, tokenize_record};
 use biqa_train::optim::{AdamW, AdamWConfig, DecayExclusion};
 use biqa_train::params::{collect_grads, param_infos};
 use biqa_train::{ModelAssets, Owl2Train};
+use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 
@@ -152,7 +153,8 @@ fn param_count(model: &Owl2Train) -> (usize, usize) {
     (infos.len(), n)
 }
 
-/// Times the forward, the forward + backward, and the whole step of `model` on `batch`.
+/// Times the forward, the forward + backward, and the whole step of `model` on `batch` (only the step for a
+/// `*_frozen_vision` group).
 fn bench_steps(
     c: &mut Criterion,
     name: &str,
@@ -163,31 +165,34 @@ fn bench_steps(
 ) {
     let device = model.llm.device();
     let sync = || device.sync().expect("device sync");
-    let n_params = param_infos(&model).len();
+    let n_params = param_infos(&model).iter().filter(|p| p.trainable).count();
     let mut g = c.benchmark_group(format!("train_{name}"));
     g.sample_size(10)
         .sampling_mode(SamplingMode::Flat)
         .warm_up_time(Duration::from_secs(2))
         .measurement_time(measurement);
-    g.bench_function("forward", |b| {
-        b.iter(|| {
-            let out = model
-                .forward_loss(batch, Some(pixels.clone()), 0.0)
-                .expect("forward");
-            black_box(out.loss);
-            sync();
-        })
-    });
-    g.bench_function("forward_backward", |b| {
-        b.iter(|| {
-            let out = model
-                .forward_loss(batch, Some(pixels.clone()), 0.0)
-                .expect("forward");
-            let mut grads = out.loss.backward();
-            black_box(collect_grads(&model, &mut grads));
-            sync();
-        })
-    });
+    let step_only = name.ends_with("_frozen_vision");
+    if !step_only {
+        g.bench_function("forward", |b| {
+            b.iter(|| {
+                let out = model
+                    .forward_loss(batch, Some(pixels.clone()), 0.0)
+                    .expect("forward");
+                black_box(out.loss);
+                sync();
+            })
+        });
+        g.bench_function("forward_backward", |b| {
+            b.iter(|| {
+                let out = model
+                    .forward_loss(batch, Some(pixels.clone()), 0.0)
+                    .expect("forward");
+                let mut grads = out.loss.backward();
+                black_box(collect_grads(&model, &mut grads));
+                sync();
+            })
+        });
+    }
     let mut opt = adamw();
     let mut state = Some(model);
     g.bench_function("step", |b| {
@@ -198,7 +203,11 @@ fn bench_steps(
                 .expect("forward");
             let mut grads = out.loss.backward();
             let grads = collect_grads(&model, &mut grads);
-            assert_eq!(grads.len(), n_params, "every parameter gets a gradient");
+            assert_eq!(
+                grads.len(),
+                n_params,
+                "every trainable parameter gets a gradient"
+            );
             state = Some(opt.step(model, LR, grads));
             sync();
         })
@@ -251,7 +260,27 @@ fn benches(c: &mut Criterion) {
     assert!(loss.is_finite(), "small loss {loss}");
     // The same parameter tensors and sizes as the PyTorch reference's model.
     assert_eq!(param_count(&model), (234, 68_985_344));
-    bench_steps(c, "small", model, &batch, &pixels, Duration::from_secs(8));
+    bench_steps(
+        c,
+        "small",
+        model.clone(),
+        &batch,
+        &pixels,
+        Duration::from_secs(8),
+    );
+
+    // small with the vision tower frozen (mPLUG-Owl2's fine-tuning default, `--freeze_vision_model True`): the
+    // tower then runs outside autodiff, on the fused kernels.
+    let mut model = model;
+    model.vision_model = model.vision_model.map(Module::no_grad);
+    bench_steps(
+        c,
+        "small_frozen_vision",
+        model,
+        &batch,
+        &pixels,
+        Duration::from_secs(8),
+    );
 }
 
 criterion_group!(train, benches);

@@ -14,6 +14,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::batch::{ExpandedBatch, Segment};
 use crate::error::{Result, TrainError};
 use crate::loss::label_smoothed_nll;
+use crate::params::is_frozen;
 
 /// mPLUG-Owl2 as one module tree, so that freezing, LoRA, gradients and the optimiser see every parameter.
 /// Field paths mirror the checkpoint names (see [`crate::params`]).
@@ -127,7 +128,28 @@ impl Owl2Train {
                 "the batch has images but the model has no vision half".into(),
             ));
         };
-        let features = tower.forward(pixels, false, false)?.last_hidden_state;
+        // A frozen part has nothing to differentiate on this path (the pixels are data), so it runs without autodiff:
+        // no graph is recorded, and the fused CPU kernels of `biqa-kernels` apply. Its output re-enters autodiff as
+        // a constant. Q-Align's LoRA recipe freezes the tower; the abstractor only when it is frozen too.
+        let plain = pixels.is_autodiff() && !pixels.is_require_grad();
+        let tower_plain = plain && is_frozen(tower);
+        let features = if tower_plain {
+            tower
+                .valid()
+                .forward(pixels.without_autodiff(), false, false)?
+                .last_hidden_state
+        } else {
+            tower.forward(pixels, false, false)?.last_hidden_state
+        };
+        if tower_plain && is_frozen(abstractor) {
+            let embeds = abstractor.valid().forward(features, false)?.image_embeds;
+            return Ok(embeds.autodiff());
+        }
+        let features = if tower_plain {
+            features.autodiff()
+        } else {
+            features
+        };
         Ok(abstractor.forward(features, false)?.image_embeds)
     }
 

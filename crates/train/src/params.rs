@@ -200,6 +200,19 @@ pub fn param_infos<M: Module>(module: &M) -> Vec<ParamInfo> {
     c.out
 }
 
+/// Whether no float parameter of `module` requires a gradient (a frozen part, or a module without parameters).
+pub fn is_frozen<M: Module>(module: &M) -> bool {
+    struct AnyTrainable(bool);
+    impl ModuleVisitor for AnyTrainable {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0 |= param.is_require_grad();
+        }
+    }
+    let mut v = AnyTrainable(false);
+    module.visit(&mut v);
+    !v.0
+}
+
 /// The number of trainable parameters (elements) of `module`.
 pub fn trainable_count<M: Module>(module: &M) -> usize {
     param_infos(module)

@@ -555,3 +555,44 @@ fn label_smoothed_gradient_and_frozen_vision() -> Result<()> {
     check_values(&e, &infos, &after, "frozen_step1", &SMALL, 1e-4)?;
     Ok(())
 }
+
+/// Tower and abstractor both frozen (they then run without autodiff, on the fused CPU kernels): the loss and the
+/// LLM's gradients are the original's full-model ones, and the vision half has no gradient at all.
+#[test]
+fn frozen_vision_half_runs_outside_autodiff_with_the_same_loss_and_llm_gradients() -> Result<()> {
+    let e = expected()?;
+    let device = Device::flex().autodiff();
+    let (mut model, assets) = Owl2Train::from_dir(model_dir(), &device)?;
+    let batch = fixture_batch(&assets)?;
+    let infos = by_name(&model);
+    model.vision_model = model.vision_model.map(Module::no_grad);
+    model.visual_abstractor = model.visual_abstractor.map(Module::no_grad);
+    let (loss, grads, _) = forward_backward(&model, &assets, &batch, 0.0)?;
+    rel_close(loss, scalar(&e, "loss.a_plain_ce")?, 1e-5, "loss")?;
+    let vision: Vec<&ParamInfo> = infos
+        .values()
+        .filter(|i| {
+            i.name.starts_with("model.vision_model.")
+                || i.name.starts_with("model.visual_abstractor.")
+        })
+        .collect();
+    ensure!(
+        vision.iter().all(|i| !grads.contains_key(&i.id)),
+        "a frozen vision parameter has a gradient"
+    );
+    ensure!(
+        grads.len() == infos.len() - vision.len(),
+        "{} gradients for {} LLM parameters",
+        grads.len(),
+        infos.len() - vision.len()
+    );
+    let llm: Vec<&str> = SELECTED
+        .iter()
+        .copied()
+        .filter(|n| {
+            !n.starts_with("model.vision_model.") && !n.starts_with("model.visual_abstractor.")
+        })
+        .collect();
+    ensure!(!llm.is_empty());
+    check_grads(&e, &infos, &grads, "grad1", &llm)
+}
