@@ -15,7 +15,7 @@
 //! [`tune_allocator`] is the other half of the CPU speed: every burn-flex op writes a fresh buffer, and glibc's
 //! default of serving blocks above 128 KiB with `mmap` turns each 1 MiB activation into ~256 page faults.
 
-use burn::tensor::{Bytes, DType, FloatDType, Shape, Tensor, activation};
+use burn::tensor::{Bytes, DType, FloatDType, Tensor, activation};
 use burn_flex::{Flex, FlexTensor, Layout};
 
 mod gemm_ops;
@@ -34,10 +34,10 @@ pub fn quick_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     }
     match into_flex_f32(x) {
         Ok(t) => {
-            let (mut t, shape) = writable(t);
+            let mut t = writable(t);
             let isa = simd::detect();
             for_chunks(storage(&mut t), 1, |c| simd::quick_gelu(isa, c));
-            from_flex(t, shape)
+            from_flex(t)
         }
         Err(x) => x.clone() / ((x * -1.702).exp() + 1.0),
     }
@@ -60,9 +60,9 @@ pub fn silu_mul<const D: usize>(g: Tensor<D>, u: Tensor<D>) -> Tensor<D> {
     };
     let u = match into_flex_f32(u) {
         Ok(t) => t.to_contiguous(),
-        Err(u) => return silu_mul_plain(from_flex_shaped::<D>(g), u),
+        Err(u) => return silu_mul_plain(from_flex::<D>(g), u),
     };
-    let (mut g, shape) = writable(g);
+    let mut g = writable(g);
     let us = u.as_slice::<f32>().expect("contiguous after to_contiguous");
     let isa = simd::detect();
     let gs = storage(&mut g);
@@ -74,7 +74,7 @@ pub fn silu_mul<const D: usize>(g: Tensor<D>, u: Tensor<D>) -> Tensor<D> {
     } else {
         simd::silu_mul(isa, gs, us);
     }
-    from_flex(g, shape)
+    from_flex(g)
 }
 
 fn silu_mul_plain<const D: usize>(g: Tensor<D>, u: Tensor<D>) -> Tensor<D> {
@@ -109,15 +109,15 @@ pub fn softmax_last<const D: usize>(x: Tensor<D>, scale: f64) -> Tensor<D> {
     }
     match into_flex_f32(x) {
         Ok(t) => {
-            let (mut t, shape) = writable(t);
-            let row = shape[D - 1];
+            let mut t = writable(t);
+            let row = t.layout().shape()[D - 1];
             if row == 0 {
-                return from_flex(t, shape);
+                return from_flex(t);
             }
             let isa = simd::detect();
             let s = scale as f32;
             for_chunks(storage(&mut t), row, |c| simd::softmax_rows(isa, c, row, s));
-            from_flex(t, shape)
+            from_flex(t)
         }
         Err(x) => activation::softmax(x * scale, D - 1),
     }
@@ -233,8 +233,8 @@ fn into_flex_f32<const D: usize>(x: Tensor<D>) -> Result<FlexTensor, Tensor<D>> 
     }
 }
 
-/// A contiguous, unshared f32 buffer with the same values (no copy when `t` already is one), and its shape.
-fn writable(t: FlexTensor) -> (FlexTensor, Shape) {
+/// A contiguous, unshared f32 buffer with the same values and shape (no copy when `t` already is one).
+fn writable(t: FlexTensor) -> FlexTensor {
     let shape = t.layout().shape().clone();
     let n = shape.num_elements();
     let t = if t.is_contiguous() {
@@ -246,19 +246,16 @@ fn writable(t: FlexTensor) -> (FlexTensor, Shape) {
         && t.layout().contiguous_offsets() == Some((0, n))
         && t.bytes().len() == n * size_of::<f32>();
     if exclusive {
-        return (t, shape);
+        return t;
     }
     let data = t
         .as_slice::<f32>()
         .expect("contiguous f32 after to_contiguous")
         .to_vec();
-    (
-        FlexTensor::new(
-            Bytes::from_elems(data),
-            Layout::contiguous(shape.clone()),
-            DType::F32,
-        ),
-        shape,
+    FlexTensor::new(
+        Bytes::from_elems(data),
+        Layout::contiguous(shape),
+        DType::F32,
     )
 }
 
@@ -267,12 +264,7 @@ fn storage(t: &mut FlexTensor) -> &mut [f32] {
         .expect("writable() returns an unshared buffer")
 }
 
-fn from_flex<const D: usize>(t: FlexTensor, shape: Shape) -> Tensor<D> {
-    let t = t.with_layout(Layout::contiguous(shape));
-    Tensor::from_primitive::<Flex>(t)
-}
-
-fn from_flex_shaped<const D: usize>(t: FlexTensor) -> Tensor<D> {
+fn from_flex<const D: usize>(t: FlexTensor) -> Tensor<D> {
     Tensor::from_primitive::<Flex>(t)
 }
 

@@ -306,26 +306,20 @@ mod tests {
         let after = global_grad_norm(&grads);
         assert!((after - 5.0 * coef).abs() < 1e-6, "{after}");
         // Below the limit nothing changes.
-        let before: Vec<Vec<f32>> = grads
-            .values()
-            .map(|g| {
-                g.clone()
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .unwrap_or_default()
-            })
-            .collect();
+        let values = |grads: &HashMap<ParamId, FlatGrad>| -> Vec<Vec<f32>> {
+            grads
+                .values()
+                .map(|g| {
+                    g.clone()
+                        .into_data()
+                        .try_to_vec::<f32>()
+                        .unwrap_or_default()
+                })
+                .collect()
+        };
+        let before = values(&grads);
         clip_grad_norm(&mut grads, 10.0);
-        let again: Vec<Vec<f32>> = grads
-            .values()
-            .map(|g| {
-                g.clone()
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .unwrap_or_default()
-            })
-            .collect();
-        assert_eq!(before, again);
+        assert_eq!(before, values(&grads));
     }
 
     #[test]
