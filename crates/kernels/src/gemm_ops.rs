@@ -143,11 +143,16 @@ pub(crate) fn linear<const D: usize>(
     }
     let mut shape = dims;
     shape[D - 1] = n;
-    Some(Tensor::from_primitive::<Flex>(FlexTensor::new(
-        Bytes::from_elems(out),
+    Some(host_tensor(out, &shape))
+}
+
+/// A contiguous flex f32 tensor of `shape` owning `data` (`Bytes::from_elems`: no re-alignment copy).
+fn host_tensor<const D: usize>(data: Vec<f32>, shape: &[usize]) -> Tensor<D> {
+    Tensor::from_primitive::<Flex>(FlexTensor::new(
+        Bytes::from_elems(data),
         Layout::contiguous(Shape::from(shape.to_vec())),
         DType::F32,
-    )))
+    ))
 }
 
 /// A raw pointer shared by the attention tasks, each of which writes its own disjoint block.
@@ -281,17 +286,7 @@ pub(crate) fn attention(
             run(t, &mut s);
         }
     }
-    let ctx = Tensor::from_primitive::<Flex>(FlexTensor::new(
-        Bytes::from_elems(ctx),
-        Layout::contiguous(Shape::from(vec![b, lq, d_out])),
-        DType::F32,
-    ));
-    let probs = want_probs.then(|| {
-        Tensor::from_primitive::<Flex>(FlexTensor::new(
-            Bytes::from_elems(probs),
-            Layout::contiguous(Shape::from(vec![b, heads, lq, lk])),
-            DType::F32,
-        ))
-    });
+    let ctx = host_tensor(ctx, &[b, lq, d_out]);
+    let probs = want_probs.then(|| host_tensor(probs, &[b, heads, lq, lk]));
     Some((ctx, probs))
 }
