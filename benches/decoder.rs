@@ -2,47 +2,14 @@
 //! over a 128-token cache, on the tiny fixture config and on a "small" config (hidden 512, 8 layers, 8 heads,
 //! MLP 1376, vocab 32000). `benches/reference/decoder_torch.py` runs the same shapes with HF transformers.
 
+mod common;
+
 use std::hint::black_box;
 
 use biqa::decoder::{DecoderInput, ForwardOptions, KvCache, Llama, LlamaConfig, LogitsMode};
 use burn::tensor::Device;
+use common::{small_llm, sync, tiny_llm};
 use criterion::{Criterion, criterion_group, criterion_main};
-
-fn tiny() -> LlamaConfig {
-    // tests/fixtures/tiny-owl2 (the LLM part).
-    LlamaConfig {
-        vocab_size: 512,
-        hidden_size: 96,
-        intermediate_size: 160,
-        num_layers: 2,
-        num_heads: 4,
-        num_kv_heads: 4,
-        head_dim: 24,
-        rms_norm_eps: 1e-6,
-        rope_theta: 10_000.0,
-        max_position_embeddings: 2048,
-        tie_word_embeddings: false,
-        bos_token_id: 1,
-        eos_token_ids: vec![2],
-    }
-}
-
-fn small() -> LlamaConfig {
-    LlamaConfig {
-        vocab_size: 32_000,
-        hidden_size: 512,
-        intermediate_size: 1376,
-        num_layers: 8,
-        num_heads: 8,
-        num_kv_heads: 8,
-        head_dim: 64,
-        ..tiny()
-    }
-}
-
-fn sync(device: &Device) {
-    device.sync().expect("device sync");
-}
 
 fn bench_config(c: &mut Criterion, name: &str, config: LlamaConfig) {
     let device = Device::flex();
@@ -86,8 +53,8 @@ fn bench_config(c: &mut Criterion, name: &str, config: LlamaConfig) {
 
 fn benches(c: &mut Criterion) {
     biqa::kernels::tune_allocator();
-    bench_config(c, "tiny", tiny());
-    bench_config(c, "small", small());
+    bench_config(c, "tiny", tiny_llm());
+    bench_config(c, "small", small_llm());
 }
 
 criterion_group!(decoder, benches);

@@ -12,118 +12,24 @@
 //!
 //! `benches/reference/train_torch.py` times the same steps in PyTorch.
 
+mod common;
+
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use biqa::data::{ConversationRecord, Turn};
-use biqa::decoder::{Llama, LlamaConfig};
-use biqa::vision::{
-    AbstractorConfig, Preprocessor, ResizeMode, VisionConfig, VisionModel, VisualAbstractor,
-};
-use biqa_train::batch::{ExpandedBatch, collate, expand, pad_id};
-use biqa_train::conversation::{TokenizeOptions, tokenize_record};
+use biqa::decoder::Llama;
+use biqa::vision::{Preprocessor, ResizeMode, VisionModel, VisualAbstractor};
+use biqa_train::batch::ExpandedBatch;
 use biqa_train::optim::{AdamW, AdamWConfig, DecayExclusion};
 use biqa_train::params::{collect_grads, param_infos};
-use biqa_train::{ModelAssets, Owl2Train};
+use biqa_train::{ForwardLoss, Owl2Net, load_model};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
+use common::{fixture_batch, model_dir, small_llm, small_vision};
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 
 /// The learning rate of the timed steps (the timing does not depend on it).
 const LR: f64 = 1e-4;
-
-fn model_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-owl2")
-}
-
-fn turn(from: &str, value: &str) -> Turn {
-    Turn {
-        from: from.into(),
-        value: value.into(),
-    }
-}
-
-/// The batch of `tests/fixtures/train-step` (`--version v1`, `[single_image, text_only]`), as
-/// `crates/train/tests/train_step.rs` builds it, expanded with `image_tokens` visual tokens.
-fn fixture_batch(assets: &ModelAssets, image_tokens: usize) -> ExpandedBatch {
-    let options = TokenizeOptions {
-        image_folder: Some(model_dir().join("images")),
-        ..TokenizeOptions::default()
-    };
-    let single = ConversationRecord {
-        id: "single_image".into(),
-        image: Some("astronaut_96x96.png".into()),
-        conversations: vec![
-            turn(
-                "human",
-                "How would you rate the quality of this image?\n<|image|>",
-            ),
-            turn("gpt", "The quality of the image is poor."),
-        ],
-        gt_score: None,
-    };
-    let text = ConversationRecord {
-        id: "text_only".into(),
-        image: None,
-        conversations: vec![
-            turn(
-                "human",
-                "The image is a sharp photo of a cup of coffee on a table. The colors are vivid, the exposure is \
-                 good and there is no visible noise. How would you rate the quality of this image?",
-            ),
-            turn("gpt", "The quality of the image is good."),
-        ],
-        gt_score: None,
-    };
-    let tok = &assets.tokenizer;
-    let a = tokenize_record(tok, &single, 0, &options).expect("tokenize");
-    let b = tokenize_record(tok, &text, 1, &options).expect("tokenize");
-    let batch = collate([&a, &b], pad_id(tok), options.model_max_length).expect("collate");
-    expand(&batch, image_tokens).expect("expand")
-}
-
-fn small_llm() -> LlamaConfig {
-    LlamaConfig {
-        vocab_size: 32_000,
-        hidden_size: 512,
-        intermediate_size: 1376,
-        num_layers: 8,
-        num_heads: 8,
-        num_kv_heads: 8,
-        head_dim: 64,
-        rms_norm_eps: 1e-6,
-        rope_theta: 10_000.0,
-        max_position_embeddings: 2048,
-        tie_word_embeddings: false,
-        bos_token_id: 1,
-        eos_token_ids: vec![2],
-    }
-}
-
-fn small_vision() -> (VisionConfig, AbstractorConfig) {
-    let v = VisionConfig {
-        hidden_size: 256,
-        intermediate_size: 1024,
-        num_layers: 6,
-        num_heads: 4,
-        image_size: 224,
-        patch_size: 14,
-        layer_norm_eps: 1e-6,
-        num_channels: 3,
-    };
-    let a = AbstractorConfig {
-        hidden_size: 256,
-        num_layers: 2,
-        num_heads: 4,
-        intermediate_size: 704,
-        num_queries: 16,
-        grid_size: 16,
-        layer_norm_eps: 1e-6,
-        output_size: 512,
-    };
-    (v, a)
-}
 
 fn adamw() -> AdamW {
     AdamW::new(AdamWConfig {
@@ -135,7 +41,7 @@ fn adamw() -> AdamW {
     })
 }
 
-fn loss_value(model: &Owl2Train, batch: &ExpandedBatch, pixels: &Tensor<4>) -> f32 {
+fn loss_value(model: &Owl2Net, batch: &ExpandedBatch, pixels: &Tensor<4>) -> f32 {
     let out = model
         .forward_loss(batch, Some(pixels.clone()), 0.0)
         .expect("forward");
@@ -147,7 +53,7 @@ fn loss_value(model: &Owl2Train, batch: &ExpandedBatch, pixels: &Tensor<4>) -> f
 }
 
 /// The number of parameter tensors and of parameters.
-fn param_count(model: &Owl2Train) -> (usize, usize) {
+fn param_count(model: &Owl2Net) -> (usize, usize) {
     let infos = param_infos(model);
     let n = infos.iter().map(|p| p.numel).sum();
     (infos.len(), n)
@@ -158,13 +64,13 @@ fn param_count(model: &Owl2Train) -> (usize, usize) {
 fn bench_steps(
     c: &mut Criterion,
     name: &str,
-    model: Owl2Train,
+    model: Owl2Net,
     batch: &ExpandedBatch,
     pixels: &Tensor<4>,
     measurement: Duration,
 ) {
     let device = model.llm.device();
-    let sync = || device.sync().expect("device sync");
+    let sync = || common::sync(&device);
     let n_params = param_infos(&model).iter().filter(|p| p.trainable).count();
     let mut g = c.benchmark_group(format!("train_{name}"));
     g.sample_size(10)
@@ -220,7 +126,7 @@ fn benches(c: &mut Criterion) {
     let device = Device::flex().autodiff();
 
     // tiny: the fixture checkpoint and batch; the loss must be the original code's.
-    let (model, assets) = Owl2Train::from_dir(model_dir(), &device).expect("tiny-owl2");
+    let (model, assets) = load_model(model_dir(), &device).expect("tiny-owl2");
     let batch = fixture_batch(&assets, 9);
     assert_eq!((batch.batch, batch.len, batch.n_supervised()), (2, 176, 18));
     let pre = assets.preprocessor.as_ref().expect("preprocessor");
@@ -238,7 +144,7 @@ fn benches(c: &mut Criterion) {
 
     // small: random weights, the same two conversations with 17 image tokens, the image at 224 px.
     let (vc, ac) = small_vision();
-    let model = Owl2Train {
+    let model = Owl2Net {
         llm: Llama::init(&small_llm(), 2, &device, 0),
         vision_model: Some(VisionModel::init(&vc, &device, 1)),
         visual_abstractor: Some(VisualAbstractor::init(&ac, &device, 2)),

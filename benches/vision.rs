@@ -3,14 +3,14 @@
 //! 6 layers, 224 px; abstractor 256, 2 layers, 16 queries). `benches/reference/vision_torch.py` times Pillow +
 //! transformers' CLIPImageProcessor and the original-equivalent PyTorch modules on the same shapes.
 
+mod common;
+
 use std::hint::black_box;
 use std::path::Path;
 
-use biqa::vision::{
-    AbstractorConfig, Preprocessor, PreprocessorConfig, ResizeMode, VisionConfig, VisionModel,
-    VisualAbstractor,
-};
+use biqa::vision::{Preprocessor, PreprocessorConfig, ResizeMode, VisionModel, VisualAbstractor};
 use burn::tensor::{Device, Distribution, Tensor};
+use common::{small_vision, tiny_vision};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn preprocessing(c: &mut Criterion) {
@@ -34,61 +34,12 @@ fn preprocessing(c: &mut Criterion) {
     g.finish();
 }
 
-fn tiny() -> (VisionConfig, AbstractorConfig) {
-    // tests/fixtures/tiny-owl2.
-    let v = VisionConfig {
-        hidden_size: 64,
-        intermediate_size: 256,
-        num_layers: 2,
-        num_heads: 4,
-        image_size: 56,
-        patch_size: 14,
-        layer_norm_eps: 1e-6,
-        num_channels: 3,
-    };
-    let a = AbstractorConfig {
-        hidden_size: 64,
-        num_layers: 2,
-        num_heads: 4,
-        intermediate_size: 176,
-        num_queries: 8,
-        grid_size: 4,
-        layer_norm_eps: 1e-6,
-        output_size: 96,
-    };
-    (v, a)
-}
-
-fn small() -> (VisionConfig, AbstractorConfig) {
-    let v = VisionConfig {
-        hidden_size: 256,
-        intermediate_size: 1024,
-        num_layers: 6,
-        num_heads: 4,
-        image_size: 224,
-        patch_size: 14,
-        layer_norm_eps: 1e-6,
-        num_channels: 3,
-    };
-    let a = AbstractorConfig {
-        hidden_size: 256,
-        num_layers: 2,
-        num_heads: 4,
-        intermediate_size: 704,
-        num_queries: 16,
-        grid_size: 16,
-        layer_norm_eps: 1e-6,
-        output_size: 512,
-    };
-    (v, a)
-}
-
 fn towers(c: &mut Criterion) {
     biqa::kernels::tune_allocator();
     let device = Device::flex();
     let mut g = c.benchmark_group("vision_forward");
     g.sample_size(20);
-    for (name, (vc, ac)) in [("tiny", tiny()), ("small", small())] {
+    for (name, (vc, ac)) in [("tiny", tiny_vision()), ("small", small_vision())] {
         let vision = VisionModel::init(&vc, &device, 0);
         let abstractor = VisualAbstractor::init(&ac, &device, 1);
         let pixels: Tensor<4> = Tensor::random(

@@ -49,7 +49,7 @@ fn main() -> Result<()> {
     }
     let device = biqa::device::DeviceKind::from_env()?.device()?;
     let model = Owl2::from_dir(&model_dir, &device, &LoadOptions::default())?;
-    let scorer = Scorer::new(&model.tokenizer, prompt, None)?;
+    let scorer = Scorer::new(model.tokenizer(), prompt, None)?;
     let t = std::time::Instant::now();
     let results = model.score_paths(&images, &scorer, batch_size, |done| {
         eprint!("\rscored {done}/{}", images.len())

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use biqa::checkpoint::{Checkpoint, Weights};
-use biqa::decoder::LlamaConfig;
-use biqa::vision::{Preprocessor, ResizeMode, VisionModel, VisualAbstractor, read_visual_config};
+use biqa::model::Owl2Config;
+use biqa::vision::{Preprocessor, ResizeMode, VisionModel, VisualAbstractor};
 use burn::tensor::Tensor;
 
 fn norm<const D: usize>(t: &Tensor<D>) -> f32 {
@@ -50,14 +50,16 @@ fn main() -> Result<()> {
         norm(&pixels)
     );
 
-    let (hv, ha) = read_visual_config(&dir.join("config.json"))?;
-    let vcfg = hv.to_config()?;
-    let llm = LlamaConfig::from_file(&dir.join("config.json"))?;
-    let acfg = ha.to_config(vcfg.grid(), llm.hidden_size)?;
+    // config.json, parsed once: the LLM's fields and the vision half.
+    let config = Owl2Config::from_file(&dir.join("config.json"))?;
+    let visual = config
+        .vision
+        .ok_or_else(|| anyhow::anyhow!("{}: no visual_config", dir.display()))?;
+    let (vcfg, acfg) = (visual.tower, visual.abstractor);
     let ckpt = Checkpoint::open(&dir)?;
     let weights = Weights::new(&ckpt, &device);
-    let vision = VisionModel::load(&weights, &vcfg, "model.vision_model");
-    let abstractor = VisualAbstractor::load(&weights, &acfg, "model.visual_abstractor");
+    let vision = VisionModel::load(&weights.scope("model.vision_model"), &vcfg);
+    let abstractor = VisualAbstractor::load(&weights.scope("model.visual_abstractor"), &acfg);
 
     let v = vision.forward(pixels, true, false)?;
     for (i, h) in v.hidden_states.iter().flatten().enumerate() {

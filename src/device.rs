@@ -37,9 +37,7 @@ impl FromStr for DeviceKind {
             "cuda" | "gpu" => Ok(DeviceKind::Cuda(0)),
             _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
                 Some(Ok(i)) => Ok(DeviceKind::Cuda(i)),
-                _ => Err(Error::Device(format!(
-                    "{s:?} is not a device name (flex, cuda, cuda:N)"
-                ))),
+                _ => Err(Error::UnknownDevice { name: s }),
             },
         }
     }
@@ -87,11 +85,11 @@ impl DeviceKind {
             #[cfg(feature = "cuda")]
             DeviceKind::Cuda(i) => Ok(burn::tensor::Device::cuda(i)),
             #[allow(unreachable_patterns)]
-            other => Err(Error::Device(format!(
-                "{other} is not compiled into this build (backends: {:?}); rebuild with `--features {}`",
-                Self::compiled_backends(),
-                "cuda"
-            ))),
+            other => Err(Error::BackendNotCompiled {
+                device: other,
+                backends: Self::compiled_backends(),
+                feature: "cuda",
+            }),
         }
     }
 }

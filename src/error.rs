@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 /// Errors of the facade crate.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A file could not be opened or read.
     #[error("{path}: {source}")]
@@ -57,9 +58,62 @@ pub enum Error {
         /// The underlying error.
         source: biqa_metrics::MetricsError,
     },
-    /// An unknown or unavailable device was asked for.
-    #[error("device {0}")]
-    Device(String),
+    /// A device name that is none of `flex`, `cpu`, `cuda`, `gpu` or `cuda:N`.
+    #[error("device {name:?} is not a device name (flex, cuda, cuda:N)")]
+    UnknownDevice {
+        /// The name asked for (trimmed and lower-cased).
+        name: String,
+    },
+    /// A device whose backend is not compiled into this build.
+    #[error(
+        "device {device} is not compiled into this build (backends: {backends:?}); rebuild with `--features {feature}`"
+    )]
+    BackendNotCompiled {
+        /// The device asked for.
+        device: crate::device::DeviceKind,
+        /// The backends this build has.
+        backends: Vec<&'static str>,
+        /// The cargo feature that adds the device's backend.
+        feature: &'static str,
+    },
+    /// A run folder's file (`run.json`, `results.jsonl`, `summary.json`) that is malformed or belongs to another
+    /// run.
+    #[error("{path}: {reason}")]
+    RunFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An image could not be assessed (with `--strict`).
+    #[error("{image}: {source}")]
+    Model {
+        /// The image.
+        image: PathBuf,
+        /// The model's error.
+        source: biqa_model::ModelError,
+    },
+    /// A setting outside its domain.
+    #[error("invalid {key}: {reason}")]
+    Setting {
+        /// The setting.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A dataset file could not be read.
+    #[error(transparent)]
+    Data(#[from] biqa_data::DataError),
+    /// A figure could not be drawn or written.
+    #[error(transparent)]
+    Probe(#[from] biqa_probes::ProbeError),
+}
+
+impl From<biqa_core::CoreError> for Error {
+    fn from(e: biqa_core::CoreError) -> Self {
+        let (path, source) = e.into_io();
+        Self::Io { path, source }
+    }
 }
 
 /// Result alias of the facade crate.

@@ -26,6 +26,7 @@ pub use biqa_vision as vision;
 
 pub mod device;
 pub mod error;
+pub mod eval;
 pub mod tables;
 pub mod training;
 

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use anyhow::{Context, Result};
+use biqa_testkit::fixture_json;
 use serde_json::Value;
 
 fn biqa(args: &[&str]) -> Output {
@@ -14,11 +15,7 @@ fn biqa(args: &[&str]) -> Output {
 }
 
 fn fixture_case(name: &str) -> Result<(Vec<f64>, Vec<f64>, Value)> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/metrics/metrics.json"
-    );
-    let json: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let json = fixture_json("metrics/metrics.json")?;
     let case = json["cases"]
         .as_array()
         .context("cases")?
@@ -221,8 +218,9 @@ fn info_runs() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("flex"));
 }
 
+/// `tests/fixtures/<rel>` as a command-line argument.
 fn fixture(rel: &str) -> String {
-    format!("{}/tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"))
+    biqa_testkit::fixture(rel).display().to_string()
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 /// What is wrong with one tensor of a checkpoint, as found while building a model from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TensorProblem {
     /// The model needs this tensor and the checkpoint lacks it.
     Missing {
@@ -45,6 +46,19 @@ pub enum TensorProblem {
     },
 }
 
+impl TensorProblem {
+    /// The HF name of the tensor concerned.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Missing { name, .. }
+            | Self::Shape { name, .. }
+            | Self::Unexpected { name, .. }
+            | Self::Dtype { name, .. }
+            | Self::Unreadable { name, .. } => name,
+        }
+    }
+}
+
 impl fmt::Display for TensorProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -70,6 +84,7 @@ impl fmt::Display for TensorProblem {
 
 /// Everything that can go wrong when opening or reading a checkpoint.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CheckpointError {
     /// A file could not be read.
     #[error("{path}: {source}")]
@@ -106,13 +121,34 @@ pub enum CheckpointError {
         /// What the reader said.
         reason: String,
     },
-    /// A shard index is malformed or names files that do not exist or tensors they do not hold.
-    #[error("{path}: {reason}")]
+    /// A shard index is not valid JSON or not a `{"weight_map": {name: shard}}` object.
+    #[error("{path}: not a shard index ({reason})")]
     Index {
         /// The index file.
         path: PathBuf,
-        /// What is wrong.
+        /// What the JSON parser said.
         reason: String,
+    },
+    /// A shard index whose `weight_map` is empty.
+    #[error("{0}: empty weight_map")]
+    EmptyIndex(PathBuf),
+    /// A shard index names a shard file that does not exist.
+    #[error("{path}: names shard {shard}, which does not exist")]
+    MissingShard {
+        /// The index file.
+        path: PathBuf,
+        /// The shard's file name as the index writes it.
+        shard: String,
+    },
+    /// A shard index maps a tensor to a shard that does not hold it.
+    #[error("{path}: maps {name} to {shard}, which does not hold it")]
+    ShardMismatch {
+        /// The index file.
+        path: PathBuf,
+        /// The tensor's name.
+        name: String,
+        /// The shard the index names for it.
+        shard: String,
     },
     /// The same tensor name appears in two shards.
     #[error("{name} appears in both {first} and {second}")]
@@ -154,3 +190,10 @@ pub enum CheckpointError {
 
 /// Result alias of this crate.
 pub type Result<T> = std::result::Result<T, CheckpointError>;
+
+impl From<biqa_core::CoreError> for CheckpointError {
+    fn from(e: biqa_core::CoreError) -> Self {
+        let (path, source) = e.into_io();
+        Self::Io { path, source }
+    }
+}

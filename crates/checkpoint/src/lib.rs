@@ -28,7 +28,7 @@ use burn::tensor::{DType, TensorData};
 
 pub use error::{CheckpointError, Result, TensorProblem};
 pub use weights::{FloatPolicy, Weights};
-pub use write::DEFAULT_SHARD_BYTES;
+pub use write::{DEFAULT_SHARD_BYTES, TensorEntry, write_f32_file, write_sharded};
 
 /// The on-disk format of a checkpoint's weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,17 +204,14 @@ impl Checkpoint {
         let parsed: ShardIndex =
             serde_json::from_str(&text).map_err(|e| CheckpointError::Index {
                 path: index.to_path_buf(),
-                reason: format!("not a shard index ({e})"),
+                reason: e.to_string(),
             })?;
         let dir = index.parent().unwrap_or_else(|| Path::new("."));
         let mut shard_names: Vec<&String> = parsed.weight_map.values().collect();
         shard_names.sort_unstable();
         shard_names.dedup();
         if shard_names.is_empty() {
-            return Err(CheckpointError::Index {
-                path: index.to_path_buf(),
-                reason: "empty weight_map".into(),
-            });
+            return Err(CheckpointError::EmptyIndex(index.to_path_buf()));
         }
         let mut files: Vec<PathBuf> = Vec::new();
         let mut tensors: BTreeMap<String, Stored> = BTreeMap::new();
@@ -222,9 +219,9 @@ impl Checkpoint {
         for shard in shard_names {
             let file = dir.join(shard);
             if !file.is_file() {
-                return Err(CheckpointError::Index {
+                return Err(CheckpointError::MissingShard {
                     path: index.to_path_buf(),
-                    reason: format!("names shard {shard}, which does not exist"),
+                    shard: shard.clone(),
                 });
             }
             let f = format_of(&file)?;
@@ -253,9 +250,10 @@ impl Checkpoint {
             match tensors.get(name) {
                 Some(s) if Some(s.file) == expected => {}
                 _ => {
-                    return Err(CheckpointError::Index {
+                    return Err(CheckpointError::ShardMismatch {
                         path: index.to_path_buf(),
-                        reason: format!("maps {name} to {shard}, which does not hold it"),
+                        name: name.clone(),
+                        shard: shard.clone(),
                     });
                 }
             }

@@ -4,11 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use biqa_checkpoint::{Checkpoint, CheckpointError, TensorProblem, WeightFormat, Weights};
+use biqa_testkit::{f32_bytes, fixtures, write_f32_raw};
 use burn::tensor::{DType, Device};
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
 
 fn bf16_round(x: f32) -> f32 {
     // Round-to-nearest-even to bf16, as torch's .to(torch.bfloat16).
@@ -75,20 +72,10 @@ fn write_shards(ck: &Checkpoint, dir: &Path, n: usize) -> Result<PathBuf> {
         let mut bufs = Vec::new();
         for name in chunk {
             let (v, shape) = ck.f32(name)?;
-            let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-            bufs.push((name.clone(), shape, bytes));
+            bufs.push((name.clone(), shape, f32_bytes(&v)));
             weight_map.insert(name.clone(), serde_json::Value::String(file.clone()));
         }
-        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bufs
-            .iter()
-            .map(|(n, s, b)| {
-                Ok((
-                    n.clone(),
-                    safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)?,
-                ))
-            })
-            .collect::<Result<_>>()?;
-        safetensors::serialize_to_file(views, None, &dir.join(&file))?;
+        write_f32_raw(dir.join(&file), &bufs)?;
     }
     let index = dir.join("model.safetensors.index.json");
     std::fs::write(

@@ -7,7 +7,7 @@ use image::{ExtendedColorType, ImageEncoder, ImageFormat, RgbImage};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
-use crate::rng::SplitMix64;
+use biqa_core::SplitMix64;
 
 /// An RGB image with values in [0, 1], interleaved `[r, g, b, r, g, b, …]`, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -149,7 +149,7 @@ pub fn pseudo_mos(distortion: Option<(DistortionKind, u8)>) -> f64 {
 /// Applies `kind` at `level` (1–5) to `img`. Only white noise uses `rng`; everything else is deterministic.
 ///
 /// # Errors
-/// [`DataError::Config`] for a level outside 1–5; [`DataError::Image`] when the JPEG round trip fails.
+/// [`DataError::DistortionLevel`] for a level outside 1–5; [`DataError::Image`] when the JPEG round trip fails.
 pub fn apply(
     img: &FloatImage,
     kind: DistortionKind,
@@ -157,9 +157,7 @@ pub fn apply(
     rng: &mut SplitMix64,
 ) -> Result<FloatImage> {
     if !(1..=5).contains(&level) {
-        return Err(DataError::Config(format!(
-            "distortion level {level} is outside 1-5"
-        )));
+        return Err(DataError::DistortionLevel { level });
     }
     let p = kind.parameters()[usize::from(level - 1)];
     Ok(match kind {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong when reading a manifest or building the synthetic set.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DataError {
     /// A file or folder could not be read, written or renamed.
     #[error("{path}: {source}")]
@@ -49,9 +50,67 @@ pub enum DataError {
         /// The underlying error, as text.
         message: String,
     },
-    /// An invalid option (crop larger than a photo, empty photo list, bad split fractions …).
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    /// A synthetic set with nothing to make: no photo, no crop per photo, or no image per crop.
+    #[error(
+        "invalid configuration: need at least one photo, one crop and one image per crop (got {photos} photos, \
+         {crops_per_photo} crops per photo, {images_per_crop} images per crop)"
+    )]
+    EmptySynth {
+        /// Photos given.
+        photos: usize,
+        /// Crops per photo asked for.
+        crops_per_photo: usize,
+        /// Images per crop the config gives.
+        images_per_crop: usize,
+    },
+    /// A crop size of 0.
+    #[error("invalid configuration: crop size must be positive (got 0)")]
+    ZeroCropSize,
+    /// Two photos with one name (names key the images and the train/test split).
+    #[error("invalid configuration: photo names must be distinct ({name:?} appears twice)")]
+    DuplicatePhotoName {
+        /// The repeated name.
+        name: String,
+    },
+    /// A crop larger than a photo.
+    #[error("invalid configuration: crop size {crop} exceeds photo {photo} ({width}x{height})")]
+    CropTooLarge {
+        /// The crop side.
+        crop: u32,
+        /// The photo's name.
+        photo: String,
+        /// Its width.
+        width: u32,
+        /// Its height.
+        height: u32,
+    },
+    /// Split fractions outside [0, 1) or summing to 1 or more.
+    #[error(
+        "invalid configuration: split fractions val={val}, test={test} must be in [0, 1) and sum to less than 1"
+    )]
+    InvalidSplitFractions {
+        /// The validation fraction.
+        val: f64,
+        /// The test fraction.
+        test: f64,
+    },
+    /// A distortion level outside 1–5.
+    #[error("invalid configuration: distortion level {level} is outside 1-5")]
+    DistortionLevel {
+        /// The level given.
+        level: u8,
+    },
+    /// A score scale whose bounds cannot be binned into five levels.
+    #[error("invalid configuration: score scale [{lo}, {hi}]: {source}")]
+    InvalidScale {
+        /// The lowest score.
+        lo: f64,
+        /// The highest score.
+        hi: f64,
+        /// Why the binning refused it.
+        #[source]
+        source: biqa_metrics::MetricsError,
+    },
 }
 
 /// `Result` with [`DataError`].
@@ -64,5 +123,12 @@ impl DataError {
             path: path.into(),
             source,
         }
+    }
+}
+
+impl From<biqa_core::CoreError> for DataError {
+    fn from(e: biqa_core::CoreError) -> Self {
+        let (path, source) = e.into_io();
+        Self::Io { path, source }
     }
 }

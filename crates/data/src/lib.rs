@@ -17,11 +17,11 @@ mod error;
 mod io;
 mod manifest;
 mod readers_office;
-mod rng;
 mod split;
 mod synth;
 mod text;
 
+pub use biqa_core::SplitMix64;
 pub use distort::{DistortionKind, FloatImage, apply, gaussian_blur, pseudo_mos};
 pub use error::{DataError, Result};
 pub use io::{write_atomic, write_bytes_atomic};
@@ -30,7 +30,6 @@ pub use manifest::{
     read_koniq_sets, read_pyiqa, read_qalign_json, read_synth_manifest,
 };
 pub use readers_office::{LiveChallengeOptions, read_csiq, read_live_challenge, read_spaq};
-pub use rng::SplitMix64;
 pub use split::{Split, SplitFractions, split_groups};
 pub use synth::{
     ConversationRecord, CountTable, IMAGE_TOKEN, ONE_STAGE_PROMPT, Photo, STAGE1_PROMPT,

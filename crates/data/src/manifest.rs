@@ -29,9 +29,13 @@ impl Scale {
     /// A scale with five equal-width level bins over `[lo, hi]` (reversed when lower is better).
     ///
     /// # Errors
-    /// [`DataError::Config`] unless `lo < hi`, both finite.
+    /// [`DataError::InvalidScale`] unless `lo < hi`, both finite.
     pub fn new(lo: f64, hi: f64, higher_is_better: bool) -> Result<Self> {
-        let b = MosBinning::equal_width(lo, hi).map_err(|e| DataError::Config(e.to_string()))?;
+        let b = MosBinning::equal_width(lo, hi).map_err(|source| DataError::InvalidScale {
+            lo,
+            hi,
+            source,
+        })?;
         Ok(Self {
             lo,
             hi,
@@ -92,6 +96,10 @@ pub struct Entry {
     pub split: Option<Split>,
     /// The reference (pristine) image or source, for synthetic datasets; splits keep a group together.
     pub reference: Option<String>,
+    /// The distortion, for datasets that record one (KADID-10k, CSIQ, the synthetic set): per-distortion rows of
+    /// an evaluation.
+    #[serde(default)]
+    pub distortion: Option<String>,
 }
 
 /// A dataset's annotations: images with scores on one scale.
@@ -134,7 +142,7 @@ impl Manifest {
     /// train and test.
     ///
     /// # Errors
-    /// [`DataError::Config`] for invalid fractions.
+    /// [`DataError::InvalidSplitFractions`] for invalid fractions.
     pub fn with_random_split(mut self, fractions: SplitFractions, seed: u64) -> Result<Self> {
         let key = |e: &Entry| e.reference.clone().unwrap_or_else(|| e.image.clone());
         let keys: Vec<String> = self.entries.iter().map(key).collect();
@@ -275,6 +283,7 @@ pub fn read_koniq(path: &Path, score: KoniqScore) -> Result<Manifest> {
             mos: csv.number(*line, r, col)?,
             split: None,
             reference: None,
+            distortion: None,
         });
     }
     Ok(Manifest { scale, entries })
@@ -297,12 +306,49 @@ pub fn read_koniq_sets(path: &Path) -> Result<Manifest> {
             mos: csv.number(*line, r, mos)?,
             split: csv.split(*line, r, set)?,
             reference: None,
+            distortion: None,
         });
     }
     Ok(Manifest {
         scale: Scale::zero_to_hundred(),
         entries,
     })
+}
+
+/// KADID-10k's 25 distortion types, by the middle number of `I01_03_05.png` (reference, type, level).
+pub const KADID_DISTORTIONS: [&str; 25] = [
+    "gaussian blur",
+    "lens blur",
+    "motion blur",
+    "color diffusion",
+    "color shift",
+    "color quantization",
+    "color saturation 1",
+    "color saturation 2",
+    "jpeg2000",
+    "jpeg",
+    "white noise",
+    "white noise in color component",
+    "impulse noise",
+    "multiplicative noise",
+    "denoise",
+    "brighten",
+    "darken",
+    "mean shift",
+    "jitter",
+    "non-eccentricity patch",
+    "pixelate",
+    "quantization",
+    "color block",
+    "high sharpen",
+    "contrast change",
+];
+
+/// The distortion of a KADID-10k image name (`I01_03_05.png` → type 3, "motion blur"), if it has that form.
+pub fn kadid_distortion(image: &str) -> Option<&'static str> {
+    let stem = image.rsplit('/').next()?.split('.').next()?;
+    let t: usize = stem.split('_').nth(1)?.parse().ok()?;
+    KADID_DISTORTIONS.get(t.checked_sub(1)?).copied()
 }
 
 /// Reads KADID-10k's `dmos.csv` (`dist_img,ref_img,dmos,var`). The "dmos" is a MOS on 1–5, higher is better;
@@ -318,8 +364,10 @@ pub fn read_kadid(path: &Path) -> Result<Manifest> {
     let dmos = csv.column("dmos")?;
     let mut entries = Vec::with_capacity(csv.rows.len());
     for (line, r) in &csv.rows {
+        let image = csv.text(*line, r, img)?.to_owned();
         entries.push(Entry {
-            image: csv.text(*line, r, img)?.to_owned(),
+            distortion: kadid_distortion(&image).map(str::to_owned),
+            image,
             mos: csv.number(*line, r, dmos)?,
             split: None,
             reference: Some(csv.text(*line, r, refc)?.to_owned()),
@@ -360,6 +408,7 @@ pub fn read_pyiqa(path: &Path, scale: Scale, split_column: Option<&str>) -> Resu
                 None => None,
             },
             reference: None,
+            distortion: None,
         });
     }
     Ok(Manifest { scale, entries })
@@ -437,6 +486,7 @@ pub fn read_qalign_json(path: &Path, scale: Scale) -> Result<Manifest> {
             mos,
             split: None,
             reference: None,
+            distortion: None,
         });
     }
     Ok(Manifest { scale, entries })
@@ -506,6 +556,7 @@ pub fn read_synth_manifest(path: &Path) -> Result<Manifest> {
     let img = csv.column("image")?;
     let mos = csv.column("mos")?;
     let src = csv.column("source")?;
+    let dist = csv.column("distortion")?;
     let mut entries = Vec::with_capacity(csv.rows.len());
     for (line, r) in &csv.rows {
         entries.push(Entry {
@@ -513,6 +564,7 @@ pub fn read_synth_manifest(path: &Path) -> Result<Manifest> {
             mos: csv.number(*line, r, mos)?,
             split: None,
             reference: Some(csv.text(*line, r, src)?.to_owned()),
+            distortion: Some(csv.text(*line, r, dist)?.to_owned()),
         });
     }
     Ok(Manifest {

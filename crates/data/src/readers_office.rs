@@ -150,6 +150,7 @@ pub fn read_spaq(path: &Path) -> Result<Manifest> {
             mos: sheet.number(*row, cells, mos)?,
             split: None,
             reference: None,
+            distortion: None,
         });
     }
     Ok(Manifest {
@@ -207,6 +208,7 @@ pub fn read_csiq(path: &Path) -> Result<Manifest> {
             mos: sheet.number(*row, cells, dmos)?,
             split: None,
             reference: Some(name),
+            distortion: Some(folder.to_string()),
         });
     }
     Ok(Manifest {
@@ -594,6 +596,7 @@ pub fn read_live_challenge(
             mos: m,
             split: None,
             reference: None,
+            distortion: None,
         });
     }
     Ok(Manifest {

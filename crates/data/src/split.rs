@@ -7,7 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
-use crate::rng::SplitMix64;
+use biqa_core::SplitMix64;
 
 /// A dataset split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -81,7 +81,7 @@ impl Default for SplitFractions {
 /// one for training; the rest to training. The result does not depend on the order of `groups`.
 ///
 /// # Errors
-/// [`DataError::Config`] when a fraction is outside [0, 1) or they sum to 1 or more.
+/// [`DataError::InvalidSplitFractions`] when a fraction is outside [0, 1) or they sum to 1 or more.
 pub fn split_groups<'a>(
     groups: impl IntoIterator<Item = &'a str>,
     fractions: SplitFractions,
@@ -89,9 +89,7 @@ pub fn split_groups<'a>(
 ) -> Result<BTreeMap<String, Split>> {
     let SplitFractions { val, test } = fractions;
     if !(0.0..1.0).contains(&val) || !(0.0..1.0).contains(&test) || val + test >= 1.0 {
-        return Err(DataError::Config(format!(
-            "split fractions val={val}, test={test} must be in [0, 1) and sum to less than 1"
-        )));
+        return Err(DataError::InvalidSplitFractions { val, test });
     }
     let mut names: Vec<String> = groups.into_iter().map(str::to_owned).collect();
     names.sort();

@@ -29,23 +29,13 @@ use serde::{Deserialize, Serialize};
 use crate::distort::{DistortionKind, FloatImage, apply, pseudo_mos};
 use crate::error::{DataError, Result};
 use crate::io::write_atomic;
-use crate::rng::SplitMix64;
 use crate::split::{Split, SplitFractions, split_groups};
 use crate::text::{QualityText, describe};
+use biqa_core::SplitMix64;
 
-/// The human turn of one-stage samples (after `<|image|>\n`).
-pub const ONE_STAGE_PROMPT: &str = "Evaluate the quality of this image. Describe its sharpness, noise, \
-compression artefacts, exposure, contrast and colour, then conclude with its quality level.";
-/// The human turn of stage-1 samples (after `<|image|>\n`).
-pub const STAGE1_PROMPT: &str = "Describe the visual quality of this image: its sharpness, noise, \
-compression artefacts, exposure, contrast and colour.";
-/// The human turn of stage-2 samples, before the description (text only, no image).
-pub const STAGE2_PROMPT: &str = "Here is a description of the visual quality of an image:";
-/// The question of stage-2 samples, after the description.
-pub const STAGE2_QUESTION: &str =
-    "Based on this description, how would you rate the quality of the image?";
-/// The image placeholder token of mPLUG-Owl2 / Q-Align.
-pub const IMAGE_TOKEN: &str = "<|image|>";
+/// The image placeholder token of mPLUG-Owl2 / Q-Align (defined once, in `biqa-core`).
+pub use biqa_core::IMAGE_TOKEN;
+pub use biqa_core::prompts::{ONE_STAGE_PROMPT, STAGE1_PROMPT, STAGE2_PROMPT, STAGE2_QUESTION};
 
 /// A source photograph.
 #[derive(Debug, Clone)]
@@ -480,7 +470,9 @@ fn write_json(path: &Path, records: &[&ConversationRecord]) -> Result<()> {
 /// for the files. `progress(done, total)` is called on the calling thread after each crop's images are written.
 ///
 /// # Errors
-/// [`DataError::Config`] for no photos, duplicate photo names, no crops, or a crop larger than a photo;
+/// [`DataError::EmptySynth`] for no photos or no crops, [`DataError::ZeroCropSize`],
+/// [`DataError::DuplicatePhotoName`], [`DataError::CropTooLarge`] for a crop larger than a photo,
+/// [`DataError::InvalidSplitFractions`];
 /// [`DataError::Io`] / [`DataError::Image`] when writing fails. On error no `manifest.csv` is written (a previous one
 /// stays untouched).
 pub fn synth_with(
@@ -490,25 +482,31 @@ pub fn synth_with(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<SynthOutput> {
     if photos.is_empty() || config.crops_per_photo == 0 || config.images_per_crop() == 0 {
-        return Err(DataError::Config(
-            "need at least one photo, one crop and one image per crop".into(),
-        ));
+        return Err(DataError::EmptySynth {
+            photos: photos.len(),
+            crops_per_photo: config.crops_per_photo,
+            images_per_crop: config.images_per_crop(),
+        });
     }
     if config.crop_size == 0 {
-        return Err(DataError::Config("crop size must be positive".into()));
+        return Err(DataError::ZeroCropSize);
     }
     let mut names: Vec<&str> = photos.iter().map(|p| p.name.as_str()).collect();
     names.sort_unstable();
-    if names.windows(2).any(|w| w[0] == w[1]) {
-        return Err(DataError::Config("photo names must be distinct".into()));
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(DataError::DuplicatePhotoName {
+            name: w[0].to_string(),
+        });
     }
     for p in photos {
         let (w, h) = p.image.dimensions();
         if w < config.crop_size || h < config.crop_size {
-            return Err(DataError::Config(format!(
-                "crop size {} exceeds photo {} ({w}x{h})",
-                config.crop_size, p.name
-            )));
+            return Err(DataError::CropTooLarge {
+                crop: config.crop_size,
+                photo: p.name.clone(),
+                width: w,
+                height: h,
+            });
         }
     }
     let splits = split_groups(names.iter().copied(), config.split, config.seed)?;

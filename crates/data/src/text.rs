@@ -4,7 +4,7 @@
 use biqa_metrics::Level;
 
 use crate::distort::DistortionKind;
-use crate::rng::SplitMix64;
+use biqa_core::SplitMix64;
 
 /// The text of one image: a description and its conclusion, in the one-stage and the two-stage forms.
 #[derive(Debug, Clone, PartialEq, Eq)]

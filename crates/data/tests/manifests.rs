@@ -8,11 +8,10 @@ use biqa_data::{
     read_qalign_json, read_spaq,
 };
 use biqa_metrics::Level;
+use biqa_testkit::fixture;
 
 fn case(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/data-cases")
-        .join(name)
+    fixture("data-cases").join(name)
 }
 
 /// Asserts a [`DataError::Parse`] at this file, row and column.

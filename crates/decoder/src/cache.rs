@@ -46,10 +46,10 @@ impl KvCache {
             self.layers = vec![None; layers];
             self.valid = vec![Vec::new(); batch];
         } else if self.batch != batch {
-            return Err(DecoderError::Input(format!(
-                "the cache holds {} rows, the input {batch}",
-                self.batch
-            )));
+            return Err(DecoderError::CacheBatchMismatch {
+                cached: self.batch,
+                found: batch,
+            });
         }
         Ok(())
     }

@@ -67,7 +67,31 @@ pub struct HfLlamaConfig {
     pub bos_token_id: Option<u32>,
     /// End-of-sequence token id (an integer or a list in newer configs).
     #[serde(default)]
-    pub eos_token_id: Option<serde_json::Value>,
+    pub eos_token_id: Option<EosTokenId>,
+}
+
+/// `eos_token_id` of a HF `config.json`: one id, or a list of ids in newer configs. Anything else (a string, a
+/// negative number, a float, an id beyond `u32`) is a parse error naming the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "eos_token_id must be a token id (a non-negative integer) or a list of token ids"
+)]
+pub enum EosTokenId {
+    /// One stop token.
+    One(u32),
+    /// Several stop tokens.
+    Many(Vec<u32>),
+}
+
+impl EosTokenId {
+    /// The ids, in order.
+    pub fn to_vec(&self) -> Vec<u32> {
+        match self {
+            Self::One(id) => vec![*id],
+            Self::Many(ids) => ids.clone(),
+        }
+    }
 }
 
 fn default_act() -> String {
@@ -124,29 +148,40 @@ impl HfLlamaConfig {
     /// The typed config.
     ///
     /// # Errors
-    /// Unsupported options (another activation, biases, RoPE scaling) or inconsistent sizes.
+    /// Unsupported options (another activation, biases, RoPE scaling) or an odd head width
+    /// ([`DecoderError::InvalidConfig`]), inconsistent sizes ([`DecoderError::NotMultiple`]).
     pub fn to_config(&self) -> Result<LlamaConfig> {
         if self.hidden_act != "silu" {
-            return Err(DecoderError::Config(format!(
-                "hidden_act {:?} is not supported (silu)",
-                self.hidden_act
-            )));
+            return Err(DecoderError::InvalidConfig {
+                key: "hidden_act",
+                value: format!("{:?}", self.hidden_act),
+                reason: "not supported (silu)",
+            });
         }
-        if self.attention_bias || self.mlp_bias {
-            return Err(DecoderError::Config(
-                "attention_bias / mlp_bias are not supported".into(),
-            ));
+        for (key, on) in [
+            ("attention_bias", self.attention_bias),
+            ("mlp_bias", self.mlp_bias),
+        ] {
+            if on {
+                return Err(DecoderError::InvalidConfig {
+                    key,
+                    value: "true".into(),
+                    reason: "biases are not supported (LLaMA has none)",
+                });
+            }
         }
-        for rp in [&self.rope_parameters, &self.rope_scaling]
-            .into_iter()
-            .flatten()
-        {
-            if let Some(t) = &rp.rope_type
+        for (key, rp) in [
+            ("rope_parameters.rope_type", &self.rope_parameters),
+            ("rope_scaling.rope_type", &self.rope_scaling),
+        ] {
+            if let Some(t) = rp.as_ref().and_then(|rp| rp.rope_type.as_ref())
                 && t != "default"
             {
-                return Err(DecoderError::Config(format!(
-                    "rope type {t:?} is not supported (only default RoPE)"
-                )));
+                return Err(DecoderError::InvalidConfig {
+                    key,
+                    value: format!("{t:?}"),
+                    reason: "not supported (only default RoPE)",
+                });
             }
         }
         let rope_theta = self
@@ -156,45 +191,53 @@ impl HfLlamaConfig {
             .or(self.rope_theta)
             .unwrap_or(10_000.0);
         let num_heads = self.num_attention_heads;
-        if num_heads == 0
-            || self.hidden_size == 0
-            || self.num_hidden_layers == 0
-            || self.vocab_size == 0
+        if let Some(key) = [
+            ("num_attention_heads", num_heads),
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("vocab_size", self.vocab_size),
+        ]
+        .into_iter()
+        .find_map(|(key, v)| (v == 0).then_some(key))
         {
-            return Err(DecoderError::Config("sizes must be positive".into()));
+            return Err(DecoderError::InvalidConfig {
+                key,
+                value: "0".into(),
+                reason: "sizes must be positive",
+            });
         }
         let num_kv_heads = self.num_key_value_heads.unwrap_or(num_heads);
         if num_kv_heads == 0 || !num_heads.is_multiple_of(num_kv_heads) {
-            return Err(DecoderError::Config(format!(
-                "num_attention_heads {num_heads} is not a multiple of num_key_value_heads {num_kv_heads}"
-            )));
+            return Err(DecoderError::NotMultiple {
+                key: "num_attention_heads",
+                value: num_heads,
+                divisor_key: "num_key_value_heads",
+                divisor: num_kv_heads,
+            });
         }
         let head_dim = match self.head_dim {
             Some(d) => d,
             None if self.hidden_size.is_multiple_of(num_heads) => self.hidden_size / num_heads,
             None => {
-                return Err(DecoderError::Config(format!(
-                    "hidden_size {} is not a multiple of num_attention_heads {num_heads}",
-                    self.hidden_size
-                )));
+                return Err(DecoderError::NotMultiple {
+                    key: "hidden_size",
+                    value: self.hidden_size,
+                    divisor_key: "num_attention_heads",
+                    divisor: num_heads,
+                });
             }
         };
         if !head_dim.is_multiple_of(2) {
-            return Err(DecoderError::Config(format!(
-                "head_dim {head_dim} must be even for RoPE"
-            )));
+            return Err(DecoderError::InvalidConfig {
+                key: "head_dim",
+                value: head_dim.to_string(),
+                reason: "must be even for RoPE",
+            });
         }
-        let eos_token_ids = match &self.eos_token_id {
-            None => vec![2],
-            Some(serde_json::Value::Number(n)) => {
-                n.as_u64().map(|v| vec![v as u32]).unwrap_or_default()
-            }
-            Some(serde_json::Value::Array(a)) => a
-                .iter()
-                .filter_map(|v| v.as_u64().map(|v| v as u32))
-                .collect(),
-            Some(_) => Vec::new(),
-        };
+        let eos_token_ids = self
+            .eos_token_id
+            .as_ref()
+            .map_or_else(|| vec![2], EosTokenId::to_vec);
         Ok(LlamaConfig {
             vocab_size: self.vocab_size,
             hidden_size: self.hidden_size,
@@ -254,5 +297,47 @@ impl LlamaConfig {
     /// Query heads per key/value head.
     pub fn kv_groups(&self) -> usize {
         self.num_heads / self.num_kv_heads
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(eos: &str) -> std::result::Result<HfLlamaConfig, serde_json::Error> {
+        serde_json::from_str(&format!(
+            r#"{{"vocab_size": 32, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                "num_attention_heads": 2, "rms_norm_eps": 1e-6, "max_position_embeddings": 64{eos}}}"#
+        ))
+    }
+
+    #[test]
+    fn eos_token_id_is_one_id_or_a_list() {
+        let ids = |eos: &str| parse(eos).unwrap().to_config().unwrap().eos_token_ids;
+        assert_eq!(ids(""), vec![2]);
+        assert_eq!(ids(r#", "eos_token_id": null"#), vec![2]);
+        assert_eq!(ids(r#", "eos_token_id": 7"#), vec![7]);
+        assert_eq!(ids(r#", "eos_token_id": [2, 9]"#), vec![2, 9]);
+        let c = parse(r#", "eos_token_id": [2, 9]"#).unwrap();
+        assert_eq!(c.eos_token_id, Some(EosTokenId::Many(vec![2, 9])));
+        let round: HfLlamaConfig =
+            serde_json::from_value(serde_json::to_value(&c).unwrap()).unwrap();
+        assert_eq!(round, c);
+    }
+
+    #[test]
+    fn malformed_eos_token_id_is_an_error_naming_the_key() {
+        for bad in [
+            "\"</s>\"",
+            "-1",
+            "2.5",
+            "[2, -1]",
+            "[\"a\"]",
+            "4294967296",
+            "{}",
+        ] {
+            let e = parse(&format!(r#", "eos_token_id": {bad}"#)).unwrap_err();
+            assert!(e.to_string().contains("eos_token_id"), "{bad}: {e}");
+        }
     }
 }

@@ -31,19 +31,15 @@ impl Sampling {
     /// A negative or non-finite temperature, `top_p` outside (0, 1], or `top_k = 0`.
     pub fn from_params(temperature: f32, top_k: Option<usize>, top_p: Option<f32>) -> Result<Self> {
         if !temperature.is_finite() || temperature < 0.0 {
-            return Err(DecoderError::Sampling(format!(
-                "temperature {temperature} must be ≥ 0"
-            )));
+            return Err(DecoderError::InvalidTemperature { value: temperature });
         }
         if let Some(p) = top_p
             && !(p > 0.0 && p <= 1.0)
         {
-            return Err(DecoderError::Sampling(format!(
-                "top_p {p} must be in (0, 1]"
-            )));
+            return Err(DecoderError::InvalidTopP { value: p });
         }
         if top_k == Some(0) {
-            return Err(DecoderError::Sampling("top_k must be ≥ 1".into()));
+            return Err(DecoderError::InvalidTopK { value: 0 });
         }
         Ok(if temperature == 0.0 {
             Sampling::Greedy
@@ -253,10 +249,25 @@ impl Llama {
         mut on_step: impl FnMut(&[Option<u32>]),
     ) -> Result<Generation> {
         let [b, l, _] = prompt.embeds.dims();
-        if prompt.left_padding.len() != b || prompt.left_padding.iter().any(|&p| p >= l) {
-            return Err(DecoderError::Input(
-                "left_padding needs one entry per row, each shorter than the prompt".into(),
-            ));
+        if prompt.left_padding.len() != b {
+            return Err(DecoderError::LengthMismatch {
+                input: "left_padding entries",
+                expected: b,
+                found: prompt.left_padding.len(),
+                unit: "rows (one entry per row)",
+            });
+        }
+        if let Some((row, &padding)) = prompt
+            .left_padding
+            .iter()
+            .enumerate()
+            .find(|&(_, &p)| p >= l)
+        {
+            return Err(DecoderError::PaddingTooLong {
+                row,
+                padding,
+                len: l,
+            });
         }
         let mut samplers: Vec<Sampler> = (0..b)
             .map(|r| Sampler::new(config.sampling, config.seed.wrapping_add(r as u64)))
@@ -281,10 +292,13 @@ impl Llama {
         let v = self.config.vocab_size;
         for _ in 0..config.max_new_tokens {
             let Some(lg) = logits.take() else { break };
-            let host: Vec<f32> = lg
-                .into_data()
-                .try_to_vec_as::<f32>()
-                .map_err(|e| DecoderError::Input(format!("reading logits: {e:?}")))?;
+            let host: Vec<f32> =
+                lg.into_data()
+                    .try_to_vec_as::<f32>()
+                    .map_err(|source| DecoderError::HostRead {
+                        what: "logits",
+                        source,
+                    })?;
             let mut step = vec![None; b];
             let mut feed = Vec::with_capacity(b);
             for r in 0..b {

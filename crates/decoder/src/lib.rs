@@ -20,7 +20,7 @@ pub mod layers;
 mod model;
 
 pub use cache::KvCache;
-pub use config::{HfLlamaConfig, HfRopeParameters, LlamaConfig};
+pub use config::{EosTokenId, HfLlamaConfig, HfRopeParameters, LlamaConfig};
 pub use error::{DecoderError, Result};
 pub use generate::{Generation, GenerationConfig, Prompt, Sampler, Sampling};
 pub use model::{DecoderInput, DecoderOutput, ForwardOptions, Llama, LogitsMode, Modality, Rope};

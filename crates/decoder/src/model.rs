@@ -301,20 +301,27 @@ impl Llama {
     /// Ragged rows or an id outside the vocabulary.
     pub fn embed_ids(&self, rows: &[Vec<u32>]) -> Result<Tensor<3>> {
         let l = rows.first().map_or(0, Vec::len);
-        if rows.is_empty() || l == 0 || rows.iter().any(|r| r.len() != l) {
-            return Err(DecoderError::Input(
-                "token rows must be non-empty and of equal length".into(),
-            ));
+        if let Some((row, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != l) {
+            return Err(DecoderError::RaggedRows {
+                row,
+                expected: l,
+                found: r.len(),
+            });
+        }
+        if l == 0 {
+            return Err(DecoderError::EmptyInput {
+                input: "the token rows",
+            });
         }
         if let Some(&bad) = rows
             .iter()
             .flatten()
             .find(|&&t| t as usize >= self.config.vocab_size)
         {
-            return Err(DecoderError::Input(format!(
-                "token id {bad} is outside the vocabulary ({})",
-                self.config.vocab_size
-            )));
+            return Err(DecoderError::TokenOutOfVocab {
+                id: bad,
+                vocab_size: self.config.vocab_size,
+            });
         }
         let flat: Vec<i64> = rows.iter().flatten().map(|&t| i64::from(t)).collect();
         let ids =
@@ -350,15 +357,15 @@ impl Llama {
             Modality::Image => Routing::Uniform(1),
             Modality::PerToken(flags) => {
                 if flags.len() != n {
-                    return Err(DecoderError::Input(format!(
-                        "modality has {} flags for {n} tokens",
-                        flags.len()
-                    )));
+                    return Err(DecoderError::LengthMismatch {
+                        input: "modality flags",
+                        expected: n,
+                        found: flags.len(),
+                        unit: "tokens",
+                    });
                 }
-                if let Some(&bad) = flags.iter().find(|&&f| f > 1) {
-                    return Err(DecoderError::Input(format!(
-                        "modality flag {bad} is not 0 (text) or 1 (image)"
-                    )));
+                if let Some((index, &flag)) = flags.iter().enumerate().find(|&(_, &f)| f > 1) {
+                    return Err(DecoderError::InvalidModalityFlag { index, flag });
                 }
                 let text: Vec<i64> = (0..n as i64).filter(|&i| flags[i as usize] == 0).collect();
                 let image: Vec<i64> = (0..n as i64).filter(|&i| flags[i as usize] == 1).collect();
@@ -403,13 +410,15 @@ impl Llama {
         } = input;
         let [b, l, h] = embeds.dims();
         if h != self.config.hidden_size {
-            return Err(DecoderError::Input(format!(
-                "embeddings have width {h}, the model {}",
-                self.config.hidden_size
-            )));
+            return Err(DecoderError::WidthMismatch {
+                expected: self.config.hidden_size,
+                found: h,
+            });
         }
         if l == 0 {
-            return Err(DecoderError::Input("no tokens".into()));
+            return Err(DecoderError::EmptyInput {
+                input: "the embeddings",
+            });
         }
         cache.prepare(b, self.layers.len())?;
         let past = cache.len();
@@ -417,11 +426,12 @@ impl Llama {
         let positions = match positions {
             Some(p) if p.len() == b * l => p,
             Some(p) => {
-                return Err(DecoderError::Input(format!(
-                    "{} position ids for {} tokens",
-                    p.len(),
-                    b * l
-                )));
+                return Err(DecoderError::LengthMismatch {
+                    input: "position ids",
+                    expected: b * l,
+                    found: p.len(),
+                    unit: "tokens",
+                });
             }
             None => (0..b)
                 .flat_map(|_| (past..past + l).map(|p| p as i64))
@@ -431,19 +441,20 @@ impl Llama {
             .iter()
             .find(|&&p| p < 0 || p as usize >= self.rope.max_positions)
         {
-            return Err(DecoderError::Input(format!(
-                "position {bad} is outside the RoPE table (max_position_embeddings = {})",
-                self.rope.max_positions
-            )));
+            return Err(DecoderError::PositionOutOfRange {
+                position: bad,
+                max: self.rope.max_positions,
+            });
         }
         let padding = match padding {
             Some(p) if p.len() == b * l => p,
             Some(p) => {
-                return Err(DecoderError::Input(format!(
-                    "{} padding flags for {} tokens",
-                    p.len(),
-                    b * l
-                )));
+                return Err(DecoderError::LengthMismatch {
+                    input: "padding flags",
+                    expected: b * l,
+                    found: p.len(),
+                    unit: "tokens",
+                });
             }
             None => vec![true; b * l],
         };

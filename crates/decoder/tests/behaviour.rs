@@ -1,8 +1,6 @@
 //! Behaviour that no single fixture pins down: the KV cache equals the full forward, left-padded batch rows equal
 //! their single runs, seeds reproduce, top-k / top-p never leave their allowed set, and every loader error.
 
-mod common;
-
 use std::path::Path;
 
 use anyhow::Result;
@@ -11,8 +9,8 @@ use biqa_decoder::{
     DecoderError, DecoderInput, ForwardOptions, GenerationConfig, KvCache, Llama, LogitsMode,
     Modality, Prompt, Sampler, Sampling,
 };
+use biqa_testkit::{assert_close, fixtures, host, read_raw, write_f32_raw};
 use burn::tensor::Device;
-use common::{assert_close, fixtures, host};
 use proptest::prelude::*;
 
 fn gqa() -> Result<Llama> {
@@ -222,24 +220,9 @@ fn corrupted_copy(
     ] {
         std::fs::copy(src.join(f), tmp.path().join(f))?;
     }
-    let bytes = std::fs::read(src.join("model.safetensors"))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)?;
-    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = st
-        .tensors()
-        .into_iter()
-        .map(|(n, v)| (n, v.shape().to_vec(), v.data().to_vec()))
-        .collect();
+    let mut tensors = read_raw(src.join("model.safetensors"))?;
     edit(&mut tensors);
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
-        .iter()
-        .map(|(n, s, d)| {
-            Ok((
-                n.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d)?,
-            ))
-        })
-        .collect::<Result<_>>()?;
-    safetensors::serialize_to_file(views, None, &tmp.path().join("model.safetensors"))?;
+    write_f32_raw(tmp.path().join("model.safetensors"), &tensors)?;
     Ok(tmp)
 }
 
@@ -310,7 +293,18 @@ fn config_errors_name_the_problem() -> Result<()> {
         text.replace("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 3"),
     )?;
     let err = Llama::from_dir(dir.path(), &Device::flex(), FloatPolicy::F32).expect_err("error");
-    assert!(matches!(err, DecoderError::Config(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            DecoderError::NotMultiple {
+                key: "num_attention_heads",
+                divisor_key: "num_key_value_heads",
+                divisor: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
     std::fs::write(
         &cfg,
         text.replace("\"rope_type\": \"default\"", "\"rope_type\": \"yarn\""),

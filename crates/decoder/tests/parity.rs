@@ -2,16 +2,14 @@
 //! module) and `tiny-llama-gqa` (plain HF LLaMA with GQA). Tolerances from the fixture READMEs: 1e-4 on hidden
 //! states and logits, 1e-5 on attention probabilities, tokens exact.
 
-mod common;
-
 use anyhow::Result;
 use biqa_checkpoint::{Checkpoint, FloatPolicy, Weights};
 use biqa_decoder::{
     DecoderInput, ForwardOptions, GenerationConfig, KvCache, Llama, LlamaConfig, LogitsMode,
     Modality, Prompt, Sampling,
 };
+use biqa_testkit::{Arrays, assert_close, fixtures, host};
 use burn::tensor::Device;
-use common::{Arrays, assert_close, fixtures, host};
 
 fn owl2() -> Result<(Llama, Arrays, Arrays)> {
     let dir = fixtures().join("owl2-components");
@@ -34,8 +32,8 @@ fn owl2() -> Result<(Llama, Arrays, Arrays)> {
     }
     Ok((
         model,
-        Arrays::open(&dir.join("inputs.safetensors"))?,
-        Arrays::open(&dir.join("expected.safetensors"))?,
+        Arrays::open(dir.join("inputs.safetensors"))?,
+        Arrays::open(dir.join("expected.safetensors"))?,
     ))
 }
 
@@ -52,9 +50,9 @@ fn owl2_multimodal_forward_matches() -> Result<()> {
     let (model, _inputs, exp) = owl2()?;
     assert_eq!(model.modalities(), 2);
     let device = model.device();
-    let embeds = exp.tensor3("inputs_embeds", &device)?;
+    let embeds = exp.tensor::<3>("inputs_embeds", &device)?;
     let modality: Vec<u8> = exp
-        .ids("modality_indicators")?
+        .i64("modality_indicators")?
         .into_iter()
         .map(|m| m as u8)
         .collect();
@@ -72,7 +70,7 @@ fn owl2_multimodal_forward_matches() -> Result<()> {
         assert_close(
             &format!("llm.hidden_states.{i}"),
             &host(h),
-            &exp.f32(&format!("llm.hidden_states.{i}"))?,
+            exp.f32(&format!("llm.hidden_states.{i}"))?,
             1e-4,
         );
     }
@@ -85,7 +83,7 @@ fn owl2_multimodal_forward_matches() -> Result<()> {
         assert_close(
             &format!("llm.layer_outputs.{i}"),
             &host(h),
-            &exp.f32(&format!("llm.layer_outputs.{i}"))?,
+            exp.f32(&format!("llm.layer_outputs.{i}"))?,
             1e-4,
         );
     }
@@ -93,14 +91,14 @@ fn owl2_multimodal_forward_matches() -> Result<()> {
         assert_close(
             &format!("llm.attentions.{i}"),
             &host(a),
-            &exp.f32(&format!("llm.attentions.{i}"))?,
+            exp.f32(&format!("llm.attentions.{i}"))?,
             1e-5,
         );
     }
     assert_close(
         "llm.logits",
         &host(out.logits.expect("logits")),
-        &exp.f32("llm.logits")?,
+        exp.f32("llm.logits")?,
         1e-4,
     );
     Ok(())
@@ -110,7 +108,7 @@ fn owl2_multimodal_forward_matches() -> Result<()> {
 fn owl2_text_forward_matches() -> Result<()> {
     let (model, inputs, exp) = owl2()?;
     let ids: Vec<u32> = inputs
-        .ids("text_input_ids")?
+        .i64("text_input_ids")?
         .into_iter()
         .map(|t| t as u32)
         .collect();
@@ -122,20 +120,20 @@ fn owl2_text_forward_matches() -> Result<()> {
     )?;
     for (i, h) in out.hidden_states.expect("hs").into_iter().enumerate() {
         let name = format!("text.llm.hidden_states.{i}");
-        assert_close(&name, &host(h), &exp.f32(&name)?, 1e-4);
+        assert_close(&name, &host(h), exp.f32(&name)?, 1e-4);
     }
     for (i, h) in out.layer_outputs.expect("lo").into_iter().enumerate() {
         let name = format!("text.llm.layer_outputs.{i}");
-        assert_close(&name, &host(h), &exp.f32(&name)?, 1e-4);
+        assert_close(&name, &host(h), exp.f32(&name)?, 1e-4);
     }
     for (i, a) in out.attentions.expect("att").into_iter().enumerate() {
         let name = format!("text.llm.attentions.{i}");
-        assert_close(&name, &host(a), &exp.f32(&name)?, 1e-5);
+        assert_close(&name, &host(a), exp.f32(&name)?, 1e-5);
     }
     assert_close(
         "text.llm.logits",
         &host(out.logits.expect("logits")),
-        &exp.f32("text.llm.logits")?,
+        exp.f32("text.llm.logits")?,
         1e-4,
     );
     Ok(())
@@ -157,18 +155,18 @@ fn owl2_generation_matches() -> Result<()> {
     let device = model.device();
     // Multimodal: from the spliced embeddings, 8 greedy tokens with the cache.
     let modality: Vec<u8> = exp
-        .ids("modality_indicators")?
+        .i64("modality_indicators")?
         .into_iter()
         .map(|m| m as u8)
         .collect();
     let prompt = Prompt {
-        embeds: exp.tensor3("inputs_embeds", &device)?,
+        embeds: exp.tensor::<3>("inputs_embeds", &device)?,
         modality: Modality::PerToken(modality),
         left_padding: vec![0],
     };
     let g = model.generate(prompt, &greedy(8, vec![]), |_| {})?;
     let want: Vec<u32> = exp
-        .ids("generate.new_tokens")?
+        .i64("generate.new_tokens")?
         .into_iter()
         .map(|t| t as u32)
         .collect();
@@ -177,13 +175,13 @@ fn owl2_generation_matches() -> Result<()> {
     assert_close(
         "generate.step_logits",
         &logits,
-        &exp.f32("generate.step_logits")?,
+        exp.f32("generate.step_logits")?,
         1e-4,
     );
 
     // Text only.
     let ids: Vec<u32> = inputs
-        .ids("text_input_ids")?
+        .i64("text_input_ids")?
         .into_iter()
         .map(|t| t as u32)
         .collect();
@@ -194,7 +192,7 @@ fn owl2_generation_matches() -> Result<()> {
     };
     let g = model.generate(prompt, &greedy(8, vec![]), |_| {})?;
     let want: Vec<u32> = exp
-        .ids("text.generate.new_tokens")?
+        .i64("text.generate.new_tokens")?
         .into_iter()
         .map(|t| t as u32)
         .collect();
@@ -202,7 +200,7 @@ fn owl2_generation_matches() -> Result<()> {
     assert_close(
         "text.generate.step_logits",
         &g.step_logits[0].concat(),
-        &exp.f32("text.generate.step_logits")?,
+        exp.f32("text.generate.step_logits")?,
         1e-4,
     );
     Ok(())
@@ -221,9 +219,9 @@ fn plain_llama_gqa_matches() -> Result<()> {
         ),
         (4, 2, 16)
     );
-    let exp = Arrays::open(&dir.join("expected/expected.safetensors"))?;
+    let exp = Arrays::open(dir.join("expected/expected.safetensors"))?;
     let ids: Vec<u32> = exp
-        .ids("input_ids")?
+        .i64("input_ids")?
         .into_iter()
         .map(|t| t as u32)
         .collect();
@@ -240,14 +238,14 @@ fn plain_llama_gqa_matches() -> Result<()> {
     assert_close(
         "logits",
         &host(out.logits.expect("logits")),
-        &exp.f32("logits")?,
+        exp.f32("logits")?,
         1e-4,
     );
     let hs = out.hidden_states.expect("hs");
     assert_eq!(hs.len(), 3);
     for (i, h) in hs.into_iter().enumerate() {
         let name = format!("hidden_states.{i}");
-        assert_close(&name, &host(h), &exp.f32(&name)?, 1e-4);
+        assert_close(&name, &host(h), exp.f32(&name)?, 1e-4);
     }
     let prompt = Prompt {
         embeds: model.embed_ids(&[ids])?,
@@ -260,7 +258,7 @@ fn plain_llama_gqa_matches() -> Result<()> {
         |_| {},
     )?;
     let want: Vec<u32> = exp
-        .ids("new_tokens")?
+        .i64("new_tokens")?
         .into_iter()
         .map(|t| t as u32)
         .collect();
@@ -269,7 +267,7 @@ fn plain_llama_gqa_matches() -> Result<()> {
     assert_close(
         "step_logits",
         &g.step_logits[0].concat(),
-        &exp.f32("step_logits")?,
+        exp.f32("step_logits")?,
         1e-4,
     );
     Ok(())

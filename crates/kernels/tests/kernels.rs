@@ -2,27 +2,8 @@
 //! tensors, non-contiguous and shared inputs (which must stay untouched), and the plain-composition fallbacks.
 
 use biqa_kernels::{Heads, linear, quick_gelu, silu_mul, softmax_last, try_attention};
+use biqa_testkit::{assert_all_close, host};
 use burn::tensor::{Device, Distribution, FloatDType, Tensor, TensorData};
-
-fn host<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
-    t.clone()
-        .cast(FloatDType::F32)
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("f32 data")
-}
-
-fn close(got: &[f32], want: &[f64], rel: f64, abs: f64, what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let tol = abs + rel * w.abs();
-        assert!(
-            (g as f64 - w).abs() <= tol,
-            "{what}[{i}]: got {g}, want {w} (tol {tol})"
-        );
-    }
-}
 
 fn qgelu_ref(x: f32) -> f64 {
     let x = x as f64;
@@ -51,7 +32,7 @@ fn quick_gelu_matches_the_reference_small_and_large() {
         let y = quick_gelu(x.clone());
         assert_eq!(y.dims(), shape);
         let want: Vec<f64> = xs.iter().map(|&v| qgelu_ref(v)).collect();
-        close(&host(&y), &want, 1e-6, 1e-7, "quick_gelu");
+        assert_all_close("quick_gelu", &host(&y), &want, 1e-7, 1e-6);
         // The input was shared (`x` is still alive): it must be unchanged.
         assert_eq!(host(&x), xs, "shared input was modified");
     }
@@ -73,7 +54,7 @@ fn quick_gelu_extremes() {
         f32::MIN,
     ];
     let x = Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), &dev);
-    let got = host(&quick_gelu(x));
+    let got = host(quick_gelu(x));
     for (g, &x) in got.iter().zip(&v) {
         let w = qgelu_ref(x);
         assert!(
@@ -83,7 +64,7 @@ fn quick_gelu_extremes() {
     }
     let nan = Tensor::<1>::from_data(TensorData::new(vec![f32::NAN; 3], [3]), &dev);
     assert!(
-        host(&quick_gelu(nan)).iter().all(|v| v.is_nan()),
+        host(quick_gelu(nan)).iter().all(|v| v.is_nan()),
         "NaN must stay NaN"
     );
 }
@@ -103,12 +84,12 @@ fn silu_mul_matches_the_reference_and_handles_views() {
         let u: Tensor<3> = Tensor::random(shape, Distribution::Normal(0.0, 1.0), &dev);
         let (gs, us) = (host(&g), host(&u));
         let want = silu_mul_ref(&gs, &us);
-        close(
-            &host(&silu_mul(g.clone(), u.clone())),
-            &want,
-            1e-6,
-            1e-7,
+        assert_all_close(
             "silu_mul",
+            &host(silu_mul(g.clone(), u.clone())),
+            &want,
+            1e-7,
+            1e-6,
         );
         assert_eq!(host(&g), gs, "shared gate was modified");
         assert_eq!(host(&u), us, "shared up was modified");
@@ -119,12 +100,12 @@ fn silu_mul_matches_the_reference_and_handles_views() {
     let (gt, ut) = (g.clone().transpose(), u.clone().transpose());
     let (gs, us) = (host(&gt), host(&ut));
     let want = silu_mul_ref(&gs, &us);
-    close(
-        &host(&silu_mul(gt, ut)),
-        &want,
-        1e-6,
-        1e-7,
+    assert_all_close(
         "silu_mul on views",
+        &host(silu_mul(gt, ut)),
+        &want,
+        1e-7,
+        1e-6,
     );
 }
 
@@ -139,12 +120,12 @@ fn softmax_matches_the_reference_with_scale_views_and_masks() {
         let x: Tensor<4> = Tensor::random(shape, Distribution::Normal(0.0, 5.0), &dev);
         let xs = host(&x);
         let p = softmax_last(x.clone(), scale);
-        close(
+        assert_all_close(
+            "softmax",
             &host(&p),
             &softmax_ref(&xs, shape[3], scale),
-            2e-6,
             1e-8,
-            "softmax",
+            2e-6,
         );
         assert_eq!(host(&x), xs, "shared scores were modified");
     }
@@ -158,8 +139,8 @@ fn softmax_matches_the_reference_with_scale_views_and_masks() {
         }
     }
     let masked = Tensor::<3>::from_data(TensorData::new(vs.clone(), [6, 4, 9]), &dev);
-    let p = host(&softmax_last(masked, 1.0));
-    close(&p, &softmax_ref(&vs, 9, 1.0), 2e-6, 1e-8, "masked softmax");
+    let p = host(softmax_last(masked, 1.0));
+    assert_all_close("masked softmax", &p, &softmax_ref(&vs, 9, 1.0), 1e-8, 2e-6);
     for (i, &e) in p.iter().enumerate() {
         if i % 3 == 1 {
             assert_eq!(e, 0.0, "masked entry {i}");
@@ -168,12 +149,12 @@ fn softmax_matches_the_reference_with_scale_views_and_masks() {
     let v2: Tensor<3> =
         Tensor::random([6, 9, 4], Distribution::Normal(0.0, 2.0), &dev).swap_dims(1, 2);
     let want = softmax_ref(&host(&v2), 9, 0.7);
-    close(
-        &host(&softmax_last(v2, 0.7)),
-        &want,
-        2e-6,
-        1e-8,
+    assert_all_close(
         "softmax on a view",
+        &host(softmax_last(v2, 0.7)),
+        &want,
+        1e-8,
+        2e-6,
     );
 }
 
@@ -185,12 +166,12 @@ fn silu_mul_of_a_saturated_gate_and_a_huge_up_is_finite() {
     // The true value is about -3.7e-5; silu(-100) itself is below f32's normal range, so f32 gives -0 or a
     // denormal-based value. What matters: no inf/inf = NaN.
     let want = [-100.0f64 / (1.0 + 100f64.exp()) * 1e37; 9];
-    close(
-        &host(&silu_mul(g, u)),
-        &want,
-        0.0,
-        1e-4,
+    assert_all_close(
         "silu_mul(-100, 1e37)",
+        &host(silu_mul(g, u)),
+        &want,
+        1e-4,
+        0.0,
     );
 }
 
@@ -202,16 +183,16 @@ fn half_precision_takes_the_plain_path() {
     let h = x.cast(FloatDType::BF16);
     let p = softmax_last(h.clone(), 0.5);
     assert_eq!(p.dtype(), h.dtype());
-    close(
+    assert_all_close(
+        "bf16 softmax",
         &host(&p),
         &softmax_ref(&xs, 33, 0.5),
         1e-2,
         1e-2,
-        "bf16 softmax",
     );
     let g = quick_gelu(h);
     let want: Vec<f64> = xs.iter().map(|&v| qgelu_ref(v)).collect();
-    close(&host(&g), &want, 2e-2, 2e-2, "bf16 quick_gelu");
+    assert_all_close("bf16 quick_gelu", &host(&g), &want, 2e-2, 2e-2);
 }
 
 #[test]
@@ -231,17 +212,7 @@ fn autodiff_takes_the_differentiable_path() {
             s + 1.702 * v * s * (1.0 - s)
         })
         .collect();
-    close(&host(&gx), &want, 1e-5, 1e-6, "quick_gelu gradient");
-}
-
-fn close32(got: &[f32], want: &[f32], tol: f32, what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (g - w).abs() <= tol * (1.0 + w.abs()),
-            "{what}[{i}]: got {g}, want {w}"
-        );
-    }
+    assert_all_close("quick_gelu gradient", &host(&gx), &want, 1e-6, 1e-5);
 }
 
 #[test]
@@ -254,22 +225,24 @@ fn linear_matches_burn_with_and_without_bias_and_on_strided_weights() {
         let want = burn::tensor::module::linear(x.clone(), w.clone(), Some(b.clone()));
         let got = linear(x.clone(), w.clone(), Some(b.clone()));
         assert_eq!(got.dims(), [1, m, n]);
-        close32(&host(&got), &host(&want), 1e-5, "linear");
+        assert_all_close("linear", &host(&got), &host(&want), 1e-5, 1e-5);
         let want = burn::tensor::module::linear(x.clone(), w.clone(), None);
-        close32(
-            &host(&linear(x.clone(), w.clone(), None)),
+        assert_all_close(
+            "linear, no bias",
+            &host(linear(x.clone(), w.clone(), None)),
             &host(&want),
             1e-5,
-            "linear, no bias",
+            1e-5,
         );
         // A transposed view of an [n, k] matrix as the weight (HF's layout seen through burn).
         let wt: Tensor<2> = Tensor::random([n, k], Distribution::Normal(0.0, 0.1), &dev);
         let want = burn::tensor::module::linear(x.clone(), wt.clone().transpose(), Some(b.clone()));
-        close32(
-            &host(&linear(x, wt.transpose(), Some(b))),
+        assert_all_close(
+            "linear, strided weight",
+            &host(linear(x, wt.transpose(), Some(b))),
             &host(&want),
             1e-5,
-            "linear, strided weight",
+            1e-5,
         );
     }
 }
@@ -318,21 +291,29 @@ fn attention_on_interleaved_and_separate_heads_matches_burn() {
         try_attention(&q, &k, &v, nh, hd, 0.25, true).expect("flex f32 takes the fast path");
     let (want_ctx, want_p) = reference_attention(&q, &k, &v, nh, hd, 0.25);
     assert_eq!(ctx.dims(), [b, s, nh * hd]);
-    close32(&host(&ctx), &host(&want_ctx), 2e-5, "context (interleaved)");
-    close32(
-        &host(&probs.expect("asked")),
+    assert_all_close(
+        "context (interleaved)",
+        &host(&ctx),
+        &host(&want_ctx),
+        2e-5,
+        2e-5,
+    );
+    assert_all_close(
+        "probabilities (interleaved)",
+        &host(probs.expect("asked")),
         &host(&want_p),
         2e-6,
-        "probabilities (interleaved)",
+        2e-6,
     );
     // The same without the probabilities (per-worker score blocks instead of one kept buffer).
     let (ctx2, none) = try_attention(&q, &k, &v, nh, hd, 0.25, false).expect("fast path");
     assert!(none.is_none());
-    close32(
+    assert_all_close(
+        "context (interleaved, no probabilities)",
         &host(&ctx2),
         &host(&want_ctx),
         2e-5,
-        "context (interleaved, no probabilities)",
+        2e-5,
     );
     // Separate projections with Lq ≠ Lk (the abstractor's queries against queries + image), one head per batch.
     let (lq, lk, nh, hd) = (5, 23, 1, 8);
@@ -354,7 +335,13 @@ fn attention_on_interleaved_and_separate_heads_matches_burn() {
     let (ctx, probs) = try_attention(&q, &k, &v, nh, hd, 0.5, false).expect("fast path");
     assert!(probs.is_none());
     let (want_ctx, _) = reference_attention(&q, &k, &v, nh, hd, 0.5);
-    close32(&host(&ctx), &host(&want_ctx), 2e-5, "context (separate)");
+    assert_all_close(
+        "context (separate)",
+        &host(&ctx),
+        &host(&want_ctx),
+        2e-5,
+        2e-5,
+    );
     // Heads that do not fit the columns are refused, as are autodiff tensors.
     let bad = Heads {
         offset: 1,

@@ -1,10 +1,13 @@
 //! The one error type of `biqa-metrics`.
 
+use crate::minpack::LmStatus;
+
 /// Everything that can go wrong when computing a metric.
 ///
 /// No function of this crate panics on user input: empty, mismatched, constant or non-finite inputs all come back
 /// as one of these variants.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MetricsError {
     /// The two inputs (e.g. predictions and MOS) have different lengths.
     #[error("length mismatch: {left_name} has {left} values but {right_name} has {right}")]
@@ -46,9 +49,58 @@ pub enum MetricsError {
         /// The offending value.
         value: f64,
     },
-    /// The Levenberg–Marquardt fit did not produce finite parameters.
-    #[error("logistic fit failed: {0}")]
-    FitFailed(String),
+    /// The Levenberg–Marquardt fit did not converge (only when convergence is required).
+    #[error(
+        "logistic fit failed: Levenberg–Marquardt stopped with {status:?} after {evaluations} evaluations"
+    )]
+    FitNotConverged {
+        /// Why MINPACK stopped.
+        status: LmStatus,
+        /// Function evaluations used.
+        evaluations: usize,
+    },
+    /// The Levenberg–Marquardt fit produced non-finite parameters.
+    #[error("logistic fit failed: non-finite parameters {betas:?}")]
+    NonFiniteParameters {
+        /// The fitted β1..β4.
+        betas: [f64; 4],
+    },
+    /// The fitted curve is not finite at some prediction.
+    #[error(
+        "logistic fit failed: the fitted curve (parameters {betas:?}) is not finite at prediction {index} ({pred})"
+    )]
+    NonFiniteCurve {
+        /// The fitted β1..β4.
+        betas: [f64; 4],
+        /// Position of the first prediction where it is not finite.
+        index: usize,
+        /// That prediction.
+        pred: f64,
+    },
+    /// The fitted curve takes one value at every prediction, so its PLCC is undefined.
+    #[error(
+        "logistic fit failed: the fitted curve (parameters {betas:?}) is constant ({value}) over the predictions"
+    )]
+    ConstantCurve {
+        /// The fitted β1..β4.
+        betas: [f64; 4],
+        /// The curve's value.
+        value: f64,
+    },
+    /// A bootstrap confidence level outside (0, 1).
+    #[error("bootstrap confidence {confidence} is not in (0, 1)")]
+    InvalidConfidence {
+        /// The level given.
+        confidence: f64,
+    },
+    /// Fewer than two bootstrap resamples gave a defined value of the metric.
+    #[error("fewer than two bootstrap resamples gave a defined value ({defined} of {resamples})")]
+    TooFewDefinedResamples {
+        /// Resamples with a defined value.
+        defined: usize,
+        /// Resamples drawn.
+        resamples: usize,
+    },
     /// Predicted and reference level sequences are empty.
     #[error("{0} is empty")]
     Empty(&'static str),
@@ -56,11 +108,59 @@ pub enum MetricsError {
     #[error("invalid level thresholds {0:?}: they must be finite and strictly increasing")]
     InvalidThresholds(Vec<f64>),
     /// A word that is not one of the five level words.
-    #[error("{0:?} is not a level word (excellent, good, fair, poor, bad)")]
-    UnknownLevel(String),
-    /// An instability input is malformed (no sessions, or a sample with no answers).
-    #[error("invalid instability input: {0}")]
-    InvalidInstabilityInput(String),
+    #[error("{word:?} is not a level word (excellent, good, fair, poor, bad)")]
+    UnknownLevel {
+        /// The word given.
+        word: String,
+    },
+    /// No session was given to the instability computation.
+    #[error("invalid instability input: no sessions")]
+    NoSessions,
+    /// A session with no samples.
+    #[error("invalid instability input: {} has no samples", SessionLabel(*session))]
+    EmptySession {
+        /// The session's index in the input (`None` when one session was computed alone).
+        session: Option<usize>,
+    },
+    /// A sample with no answers.
+    #[error("invalid instability input: sample {sample} of {} has no answers", SessionLabel(*session))]
+    NoAnswers {
+        /// The session's index in the input (`None` when one session was computed alone).
+        session: Option<usize>,
+        /// The sample's index in its session.
+        sample: usize,
+    },
+}
+
+impl MetricsError {
+    /// The same error, located in session `index` of a multi-session input (instability errors only).
+    pub(crate) fn in_session(self, index: usize) -> Self {
+        match self {
+            Self::EmptySession { session: None } => Self::EmptySession {
+                session: Some(index),
+            },
+            Self::NoAnswers {
+                session: None,
+                sample,
+            } => Self::NoAnswers {
+                session: Some(index),
+                sample,
+            },
+            other => other,
+        }
+    }
+}
+
+/// Displays a session index as `session k`, or `the session` when there is none.
+struct SessionLabel(Option<usize>);
+
+impl std::fmt::Display for SessionLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(k) => write!(f, "session {k}"),
+            None => f.write_str("the session"),
+        }
+    }
 }
 
 /// Result alias of this crate.

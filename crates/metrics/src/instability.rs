@@ -77,16 +77,15 @@ pub struct InstabilityReport {
 /// No samples, or a sample with no answers.
 pub fn session_instability(answers: &[Vec<Answer>]) -> Result<SessionInstability> {
     if answers.is_empty() {
-        return Err(MetricsError::InvalidInstabilityInput(
-            "a session has no samples".into(),
-        ));
+        return Err(MetricsError::EmptySession { session: None });
     }
     let (mut unstable, mut off_mode, mut invalid, mut total) = (0usize, 0usize, 0usize, 0usize);
     for (i, sample) in answers.iter().enumerate() {
         if sample.is_empty() {
-            return Err(MetricsError::InvalidInstabilityInput(format!(
-                "sample {i} has no answers"
-            )));
+            return Err(MetricsError::NoAnswers {
+                session: None,
+                sample: i,
+            });
         }
         let mut counts = [0usize; 5];
         for a in sample {
@@ -117,11 +116,12 @@ pub fn session_instability(answers: &[Vec<Answer>]) -> Result<SessionInstability
 /// No sessions, an empty session, or a sample with no answers.
 pub fn instability(sessions: &[Vec<Vec<Answer>>]) -> Result<InstabilityReport> {
     if sessions.is_empty() {
-        return Err(MetricsError::InvalidInstabilityInput("no sessions".into()));
+        return Err(MetricsError::NoSessions);
     }
     let per: Vec<SessionInstability> = sessions
         .iter()
-        .map(|s| session_instability(s))
+        .enumerate()
+        .map(|(k, s)| session_instability(s).map_err(|e| e.in_session(k)))
         .collect::<Result<_>>()?;
     let sample: Vec<f64> = per.iter().map(|s| s.sample_level).collect();
     let answer: Vec<f64> = per.iter().map(|s| s.answer_level).collect();
@@ -187,5 +187,28 @@ mod tests {
         assert_eq!(single.sample_level_std, None);
         assert!(instability(&[]).is_err());
         assert!(instability(&[vec![vec![]]]).is_err());
+    }
+
+    #[test]
+    fn errors_locate_the_session_and_sample() {
+        assert_eq!(instability(&[]), Err(MetricsError::NoSessions));
+        let good = vec![vec![l(Level::Good)]];
+        assert_eq!(
+            instability(&[good.clone(), vec![]]),
+            Err(MetricsError::EmptySession { session: Some(1) })
+        );
+        let e = instability(&[good.clone(), good, vec![vec![l(Level::Bad)], vec![]]]).unwrap_err();
+        assert_eq!(
+            e,
+            MetricsError::NoAnswers {
+                session: Some(2),
+                sample: 1
+            }
+        );
+        assert!(e.to_string().contains("sample 1 of session 2"), "{e}");
+        assert_eq!(
+            session_instability(&[]),
+            Err(MetricsError::EmptySession { session: None })
+        );
     }
 }

@@ -78,7 +78,9 @@ impl FromStr for Level {
         Level::BEST_FIRST
             .into_iter()
             .find(|l| l.word() == w)
-            .ok_or_else(|| MetricsError::UnknownLevel(s.to_string()))
+            .ok_or_else(|| MetricsError::UnknownLevel {
+                word: s.to_string(),
+            })
     }
 }
 
@@ -165,6 +167,54 @@ impl LevelParser {
         }
         None
     }
+}
+
+/// Splits a Q-Pathway-style answer into `(description, conclusion, level)`.
+///
+/// The rule: the text is cut into sentences (ending in `.`, `!` or `?` followed by white space or the end); the
+/// **conclusion is the last sentence that states a quality level** (one of excellent / good / fair / poor / bad,
+/// not negated, read by [`LevelParser::strict`]); the description is every other sentence, in order. Returns the
+/// level too.
+///
+/// `None` when no sentence states a level; the description is empty when the answer is only a conclusion.
+pub fn split_conclusion(answer: &str) -> Option<(String, String, Level)> {
+    let sentences = sentences(answer);
+    let parser = LevelParser::strict();
+    let (idx, level) = sentences
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, s)| parser.parse(s).map(|l| (i, l)))?;
+    let description: Vec<&str> = sentences
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != idx)
+        .map(|(_, s)| s.as_str())
+        .collect();
+    Some((description.join(" "), sentences[idx].clone(), level))
+}
+
+fn sentences(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let chars: Vec<char> = text.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        cur.push(c);
+        let end =
+            matches!(c, '.' | '!' | '?') && chars.get(i + 1).is_none_or(|n| n.is_whitespace());
+        if end {
+            let s = cur.trim();
+            if !s.is_empty() {
+                out.push(s.to_owned());
+            }
+            cur.clear();
+        }
+    }
+    let s = cur.trim();
+    if !s.is_empty() {
+        out.push(s.to_owned());
+    }
+    out
 }
 
 /// Binning of a continuous MOS into the five levels by four thresholds: `mos < t[0]` is *bad*,

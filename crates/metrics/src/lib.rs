@@ -24,6 +24,7 @@ mod instability;
 mod levels;
 mod logistic;
 pub mod minpack;
+pub mod report;
 
 pub use bootstrap::{Interval, bootstrap_ci};
 pub use correlation::{average_ranks, krcc, plcc, rmse, srcc};
@@ -31,8 +32,9 @@ pub use error::{MetricsError, Result};
 pub use instability::{
     Answer, InstabilityReport, SessionInstability, instability, session_instability,
 };
-pub use levels::{DEFAULT_SYNONYMS, Level, LevelParser, MosBinning, accuracy};
+pub use levels::{DEFAULT_SYNONYMS, Level, LevelParser, MosBinning, accuracy, split_conclusion};
 pub use logistic::{LogisticFit, LogisticOptions, logistic4, plcc_logistic, plcc_logistic_with};
+pub use report::{NamedInstability, NamedSession};
 
 use serde::{Deserialize, Serialize};
 

@@ -83,22 +83,22 @@ pub fn plcc_logistic_with(
         }
     });
     if options.require_convergence && !fit.status.converged() {
-        return Err(MetricsError::FitFailed(format!(
-            "Levenberg–Marquardt stopped with {:?}",
-            fit.status
-        )));
+        return Err(MetricsError::FitNotConverged {
+            status: fit.status,
+            evaluations: fit.nfev,
+        });
     }
     let betas = [fit.x[0], fit.x[1], fit.x[2], fit.x[3]];
     if betas.iter().any(|b| !b.is_finite()) {
-        return Err(MetricsError::FitFailed(format!(
-            "non-finite parameters {betas:?}"
-        )));
+        return Err(MetricsError::NonFiniteParameters { betas });
     }
     let yhat: Vec<f64> = pred.iter().map(|&x| logistic4(x, &betas)).collect();
-    if yhat.iter().any(|v| !v.is_finite()) {
-        return Err(MetricsError::FitFailed(
-            "the fitted curve is not finite at every prediction".into(),
-        ));
+    if let Some(index) = yhat.iter().position(|v| !v.is_finite()) {
+        return Err(MetricsError::NonFiniteCurve {
+            betas,
+            index,
+            pred: pred[index],
+        });
     }
     let rmse = (yhat
         .iter()
@@ -108,9 +108,10 @@ pub fn plcc_logistic_with(
         / mos.len() as f64)
         .sqrt();
     let plcc = if yhat.iter().all(|&v| v == yhat[0]) {
-        return Err(MetricsError::FitFailed(
-            "the fitted curve is constant over the predictions".into(),
-        ));
+        return Err(MetricsError::ConstantCurve {
+            betas,
+            value: yhat[0],
+        });
     } else {
         pearson_unchecked(&yhat, mos)
     };

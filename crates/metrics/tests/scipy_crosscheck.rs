@@ -3,29 +3,16 @@
 
 use anyhow::{Context, Result};
 use biqa_metrics::{krcc, plcc, plcc_logistic, srcc};
-use serde_json::Value;
-
-fn vec_of(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_f64().expect("number"))
-        .collect()
-}
+use biqa_testkit::{f64s, fixture_json};
 
 #[test]
 fn matches_scipy_curve_fit() -> Result<()> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/metrics-extra/logistic_cases.json"
-    );
-    let json: Value =
-        serde_json::from_str(&std::fs::read_to_string(path).with_context(|| path.to_string())?)?;
+    let json = fixture_json("metrics-extra/logistic_cases.json")?;
     let cases = json["cases"].as_array().context("cases")?;
     assert!(cases.len() >= 17);
     for case in cases {
         let name = case["name"].as_str().context("name")?;
-        let (pred, mos) = (vec_of(&case["pred"]), vec_of(&case["mos"]));
+        let (pred, mos) = (f64s(&case["pred"]), f64s(&case["mos"]));
         let num = |k: &str| case[k].as_f64().with_context(|| format!("{name}: {k}"));
         assert!(
             (srcc(&pred, &mos)? - num("srcc")?).abs() <= 1e-9,
@@ -40,7 +27,7 @@ fn matches_scipy_curve_fit() -> Result<()> {
             "{name}: krcc"
         );
         let fit = plcc_logistic(&pred, &mos)?;
-        let betas = vec_of(&case["betas"]);
+        let betas = f64s(&case["betas"]);
         eprintln!(
             "{name}: nfev {} vs {}, betas {:?} vs {:?}",
             fit.evaluations, case["nfev"], fit.betas, betas

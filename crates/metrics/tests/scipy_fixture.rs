@@ -3,31 +3,12 @@
 
 use anyhow::{Context, Result};
 use biqa_metrics::{MetricsError, average_ranks, krcc, plcc, plcc_logistic, rmse, srcc};
+use biqa_testkit::{assert_close_f64, f64s, fixture_json};
 use serde_json::Value;
 
 fn cases() -> Result<Vec<Value>> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/metrics/metrics.json"
-    );
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
-    let json: Value = serde_json::from_str(&text)?;
+    let json = fixture_json("metrics/metrics.json")?;
     Ok(json["cases"].as_array().context("cases")?.clone())
-}
-
-fn vec_of(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_f64().expect("number"))
-        .collect()
-}
-
-fn close(name: &str, what: &str, got: f64, want: f64, tol: f64) {
-    assert!(
-        (got - want).abs() <= tol,
-        "{name}: {what} = {got}, SciPy says {want} (tolerance {tol})"
-    );
 }
 
 #[test]
@@ -36,13 +17,12 @@ fn every_fixture_case() -> Result<()> {
     assert_eq!(cases.len(), 8, "the fixture holds 8 cases");
     for case in &cases {
         let name = case["name"].as_str().context("name")?;
-        let pred = vec_of(&case["pred"]);
-        let mos = vec_of(&case["mos"]);
+        let pred = f64s(&case["pred"]);
+        let mos = f64s(&case["mos"]);
         assert_eq!(pred.len(), case["n"].as_u64().context("n")? as usize);
 
-        close(
-            name,
-            "rmse_raw",
+        assert_close_f64(
+            &format!("{name}: rmse_raw"),
             rmse(&pred, &mos)?,
             case["rmse_raw"].as_f64().context("rmse_raw")?,
             1e-9,
@@ -50,17 +30,15 @@ fn every_fixture_case() -> Result<()> {
 
         match case["srcc"].as_f64() {
             Some(want) => {
-                close(name, "srcc", srcc(&pred, &mos)?, want, 1e-9);
-                close(
-                    name,
-                    "plcc_raw",
+                assert_close_f64(&format!("{name}: srcc"), srcc(&pred, &mos)?, want, 1e-9);
+                assert_close_f64(
+                    &format!("{name}: plcc_raw"),
                     plcc(&pred, &mos)?,
                     case["plcc_raw"].as_f64().context("plcc")?,
                     1e-9,
                 );
-                close(
-                    name,
-                    "krcc",
+                assert_close_f64(
+                    &format!("{name}: krcc"),
                     krcc(&pred, &mos)?,
                     case["krcc_tau_b"].as_f64().context("krcc")?,
                     1e-9,
@@ -69,14 +47,10 @@ fn every_fixture_case() -> Result<()> {
                 let rm = average_ranks(&mos);
                 assert_eq!(
                     rp,
-                    vec_of(&case["rank_pred_average"]),
+                    f64s(&case["rank_pred_average"]),
                     "{name}: ranks of pred"
                 );
-                assert_eq!(
-                    rm,
-                    vec_of(&case["rank_mos_average"]),
-                    "{name}: ranks of mos"
-                );
+                assert_eq!(rm, f64s(&case["rank_mos_average"]), "{name}: ranks of mos");
             }
             None => {
                 // SciPy returns NaN (written as null) for a constant input; here it is a typed error.
@@ -92,15 +66,20 @@ fn every_fixture_case() -> Result<()> {
         match (case["plcc_fitted"].as_f64(), case["rmse_fitted"].as_f64()) {
             (Some(want_plcc), Some(want_rmse)) => {
                 let fit = plcc_logistic(&pred, &mos)?;
-                let p0 = vec_of(&case["logistic_p0"]);
+                let p0 = f64s(&case["logistic_p0"]);
                 for (k, (g, w)) in fit.initial.iter().zip(&p0).enumerate() {
-                    close(name, &format!("p0[{k}]"), *g, *w, 1e-12 * w.abs().max(1.0));
+                    assert_close_f64(
+                        &format!("{name}: p0[{k}]"),
+                        *g,
+                        *w,
+                        1e-12 * w.abs().max(1.0),
+                    );
                 }
-                close(name, "plcc_fitted", fit.plcc, want_plcc, 1e-6);
-                close(name, "rmse_fitted", fit.rmse, want_rmse, 1e-6);
+                assert_close_f64(&format!("{name}: plcc_fitted"), fit.plcc, want_plcc, 1e-6);
+                assert_close_f64(&format!("{name}: rmse_fitted"), fit.rmse, want_rmse, 1e-6);
                 let yhat = fit.map(&pred);
-                for (g, w) in yhat.iter().zip(vec_of(&case["yhat_fitted"])) {
-                    close(name, "yhat", *g, w, 1e-4 * w.abs().max(1.0));
+                for (g, w) in yhat.iter().zip(f64s(&case["yhat_fitted"])) {
+                    assert_close_f64(&format!("{name}: yhat"), *g, w, 1e-4 * w.abs().max(1.0));
                 }
             }
             _ => {
@@ -129,7 +108,7 @@ fn dmos_direction_gives_negative_raw_but_positive_fitted_correlation() -> Result
         .iter()
         .find(|c| c["name"] == "negative_dmos_n8")
         .context("case")?;
-    let (pred, mos) = (vec_of(&case["pred"]), vec_of(&case["mos"]));
+    let (pred, mos) = (f64s(&case["pred"]), f64s(&case["mos"]));
     assert!(srcc(&pred, &mos)? < -0.99);
     assert!(plcc(&pred, &mos)? < -0.99);
     assert!(plcc_logistic(&pred, &mos)?.plcc > 0.99);

@@ -28,10 +28,10 @@ pub fn convert_dir(src: &Path, dst: &Path, max_shard_bytes: u64) -> Result<Vec<P
         let path = path.to_path_buf();
         move |source| ModelError::Io { path, source }
     };
-    if src.canonicalize().ok() == dst.canonicalize().ok() {
-        return Err(ModelError::Input(
-            "the output directory must differ from the input directory".into(),
-        ));
+    if let (Ok(a), Ok(b)) = (src.canonicalize(), dst.canonicalize())
+        && a == b
+    {
+        return Err(ModelError::ConvertInPlace { dir: a });
     }
     let ckpt = Checkpoint::open(src)?;
     std::fs::create_dir_all(dst).map_err(io(dst))?;

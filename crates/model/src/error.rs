@@ -73,12 +73,84 @@ pub enum ModelError {
         /// The pieces it encodes to (without BOS).
         pieces: Vec<String>,
     },
-    /// `config.json` is unreadable or inconsistent with the rest of the directory.
-    #[error("invalid model config: {0}")]
-    Config(String),
-    /// Inputs that do not fit the model (placeholder/image counts, a text-only model asked for images, …).
-    #[error("invalid input: {0}")]
-    Input(String),
+    /// `config.json` is not valid JSON, or a key is missing or of the wrong type.
+    #[error("{path}: invalid config.json: {reason}")]
+    ConfigParse {
+        /// The `config.json` file.
+        path: PathBuf,
+        /// What serde found (with line and column).
+        reason: String,
+    },
+    /// The model has no vision half (a plain LLaMA directory) but was given images.
+    #[error("{}: a text-only checkpoint (no visual_config) cannot take images", dir.as_deref().map_or_else(|| "the model".into(), |d| d.display().to_string()))]
+    NoVision {
+        /// The checkpoint directory, when known.
+        dir: Option<PathBuf>,
+    },
+    /// The prompts' image placeholders and the images given differ in number.
+    #[error("the prompts have {placeholders} image placeholder(s) for {images} image(s)")]
+    PlaceholderCount {
+        /// `<|image|>` placeholders over all prompts.
+        placeholders: usize,
+        /// Images given.
+        images: usize,
+    },
+    /// Spliced rows differ in length, or have no position at all.
+    #[error("spliced rows must share one non-zero length; found lengths {lens:?}")]
+    RowLengths {
+        /// The length of each row.
+        lens: Vec<usize>,
+    },
+    /// A row refers to an image slot that the encoded images do not have.
+    #[error("image slot {slot} refers past the {images} encoded image(s)")]
+    ImageSlot {
+        /// The slot.
+        slot: usize,
+        /// Encoded images.
+        images: usize,
+    },
+    /// Fewer than two level words were given to a scorer.
+    #[error("scoring needs at least two level words, got {got}")]
+    TooFewLevelWords {
+        /// The number given.
+        got: usize,
+    },
+    /// The decoder returned no tensor of a kind that was asked for.
+    #[error("the decoder returned no {what}")]
+    MissingOutput {
+        /// `logits`, `hidden states`, `attentions`.
+        what: &'static str,
+    },
+    /// A tensor could not be read back to the host as f32.
+    #[error("reading {what} back to the host: {reason}")]
+    HostRead {
+        /// What was read.
+        what: &'static str,
+        /// Why it failed.
+        reason: String,
+    },
+    /// A name (pipeline, prompt, …) that is not one of the known ones.
+    #[error("unknown {what} {name:?} (known: {known})")]
+    UnknownName {
+        /// What was named.
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// The known names.
+        known: &'static str,
+    },
+    /// A batch failed as a whole (a decoder error); each of its images carries this.
+    #[error("its batch failed: {reason}")]
+    BatchFailed {
+        /// The batch's error.
+        reason: String,
+    },
+    /// `biqa convert` was asked to write into its own input directory.
+    #[error("{dir}: the output directory must differ from the input directory")]
+    ConvertInPlace {
+        /// The directory.
+        dir: PathBuf,
+    },
     /// The weights (every missing, mis-shaped or unexpected tensor listed) or weight files.
     #[error(transparent)]
     Checkpoint(#[from] biqa_checkpoint::CheckpointError),

@@ -1,8 +1,16 @@
 //! `biqa-model`: what the mPLUG-Owl2 / Q-Align model needs around the network itself.
 //!
-//! - [`Owl2`]: a checkpoint directory exactly as released (mPLUG-Owl2 / Q-Align / Q-Instruct, or plain LLaMA):
-//!   `config.json`, weights in every supported format, tokenizer, `preprocessor_config.json`; image splicing,
-//!   Q-Align scoring ([`Scorer`]), quality descriptions and text generation;
+//! The flow, one type per step: image file → [`biqa_vision::Preprocessor`] (Pillow-exact pixels `[N, 3, S, S]`) →
+//! [`Owl2Net::encode_images`] (the ViT [`biqa_vision::VisionModel`], then the [`biqa_vision::VisualAbstractor`]:
+//! image tokens `[N, Q + 1, H]`) → [`Owl2Net::splice`] (rows of [`Segment`]s: text ids and image slots →
+//! embeddings `[B, L, H]` + per-token modality) → the decoder [`biqa_decoder::Llama`] (modality-adaptive LLaMA) →
+//! [`Scorer`] (Q-Align's softmax over the level words) or [`biqa_decoder::Llama::generate`] (descriptions).
+//!
+//! - [`Owl2Net`]: the composed network as ONE burn module (used by inference, training under autodiff, the
+//!   probes); [`Owl2Config`] / [`HfOwl2Config`]: the whole `config.json`, parsed once;
+//! - [`Owl2`]: a checkpoint directory exactly as released (mPLUG-Owl2 / Q-Align / Q-Instruct, or plain LLaMA) = the
+//!   network + its [`Owl2Assets`] (tokenizer, preprocessing, config); image splicing, Q-Align scoring
+//!   ([`Scorer`]), quality descriptions and text generation;
 //! - [`prompt`]: the conversation templates and scoring prompts as types;
 //! - [`convert_dir`]: `.bin` checkpoints rewritten as sharded safetensors;
 //! - [`Tokenizer`]: the **slow** LLaMA tokenizer of transformers 4.31 (`LlamaTokenizer`, `use_fast=False`), the one
@@ -27,17 +35,28 @@
 //! # Ok::<(), biqa_model::ModelError>(())
 //! ```
 
+pub mod config;
 mod convert;
 pub mod error;
+pub mod names;
+pub mod net;
+pub mod pipeline;
 pub mod prompt;
+pub mod report;
 pub mod tokenizer;
 mod vlm;
 
+pub use config::{HfOwl2Config, ImageAspectRatio, Owl2Config, VisualConfig};
 pub use convert::convert_dir;
 pub use error::{ModelError, Result};
+pub use net::{Owl2Net, PadFill, PaddingSide, Segment, is_frozen, pad_rows, segment_modality};
+pub use pipeline::{
+    Assessment, Pass, PassKind, PipelineConfig, PipelineKind, PipelinePrompts, ProbsAt,
+};
 pub use prompt::{Conversation, IMAGE_PLACEHOLDER, ScoringPrompt, VICUNA_SYSTEM, describe_prompt};
+pub use report::ScoredImage;
 pub use tokenizer::{
     DEFAULT_IMAGE_TOKEN, IMAGE_TOKEN_INDEX, IncrementalDecoder, PromptToken, Tokenizer,
     TokenizerSource, prompt_ids_i64,
 };
-pub use vlm::{Generated, LoadOptions, Owl2, ScoreResult, Scorer, VisionPart};
+pub use vlm::{Generated, LoadOptions, Owl2, Owl2Assets, ScoreResult, Scorer};

@@ -1,9 +1,10 @@
 //! Prompt templates as types: mPLUG-Owl2's conversation, Vicuna v1 (training), and the scoring prompts.
 
+use biqa_vision::ResizeMode;
 use serde::{Deserialize, Serialize};
 
-/// The image placeholder of mPLUG-Owl2 prompts.
-pub const IMAGE_PLACEHOLDER: &str = "<|image|>";
+/// The image placeholder of mPLUG-Owl2 prompts ([`biqa_core::IMAGE_TOKEN`]).
+pub use biqa_core::IMAGE_TOKEN as IMAGE_PLACEHOLDER;
 
 /// The system prompt of Vicuna v1 (`conv_vicuna_v1`), which the released training scripts use (`--version v1`).
 pub const VICUNA_SYSTEM: &str = "A chat between a curious user and an artificial intelligence assistant. The assistant \
@@ -73,6 +74,16 @@ impl ScoringPrompt {
             ScoringPrompt::Qinstruct => {
                 "USER: <|image|>Rate the quality of the image.\nASSISTANT: "
             }
+        }
+    }
+
+    /// The preprocessing of the scorer's released code when it differs from the checkpoint's own: Q-Instruct's
+    /// scorer (`CLIPImageProcessor`) resizes the shortest edge and center-crops; Q-Align keeps the checkpoint's
+    /// (`image_aspect_ratio`, `None`). [`crate::Owl2::score_paths`] applies it.
+    pub fn resize_mode(self) -> Option<ResizeMode> {
+        match self {
+            ScoringPrompt::Qalign => None,
+            ScoringPrompt::Qinstruct => Some(ResizeMode::ShortestEdgeCenterCrop),
         }
     }
 

@@ -55,8 +55,8 @@ use crate::error::{ModelError, Result};
 use config::{BOS, EOS, HfConfig, PAD, ROLES, SpecialToken, UNK};
 use spm::{PieceKind, SPACE_SYMBOL, SpModel};
 
-/// The image placeholder of mPLUG-Owl2 prompts (`DEFAULT_IMAGE_TOKEN`).
-pub const DEFAULT_IMAGE_TOKEN: &str = "<|image|>";
+/// The image placeholder of mPLUG-Owl2 prompts (`DEFAULT_IMAGE_TOKEN`; [`biqa_core::IMAGE_TOKEN`]).
+pub use biqa_core::IMAGE_TOKEN as DEFAULT_IMAGE_TOKEN;
 
 /// The id mPLUG-Owl2 puts in `input_ids` for an image (`IMAGE_TOKEN_INDEX`).
 pub const IMAGE_TOKEN_INDEX: i64 = -200;

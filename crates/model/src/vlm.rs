@@ -1,21 +1,18 @@
-//! The composed mPLUG-Owl2 model ([`Owl2`]): a checkpoint directory exactly as released, image splicing, Q-Align
-//! scoring, quality descriptions and text generation.
+//! The inference handle [`Owl2`]: the network ([`Owl2Net`]) with its assets (tokenizer, preprocessing, config) as a
+//! checkpoint directory exactly as released; image splicing, Q-Align scoring, quality descriptions and text
+//! generation.
 
 use std::path::{Path, PathBuf};
 
 use biqa_checkpoint::{Checkpoint, FloatPolicy, Weights};
-use biqa_decoder::{
-    ForwardOptions, GenerationConfig, HfLlamaConfig, KvCache, Llama, LlamaConfig, LogitsMode,
-    Modality, Prompt,
-};
-use biqa_vision::{
-    AbstractorConfig, Preprocessor, ResizeMode, VisionConfig, VisionModel, VisualAbstractor,
-    read_visual_config,
-};
+use biqa_decoder::{ForwardOptions, GenerationConfig, KvCache, LogitsMode, Modality, Prompt};
+use biqa_vision::{Preprocessor, ResizeMode};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::config::{HfOwl2Config, Owl2Config};
 use crate::error::{ModelError, Result};
+use crate::net::{Owl2Net, PadFill, PaddingSide, Segment, pad_rows, segment_modality};
 use crate::prompt::{ScoringPrompt, describe_prompt};
 use crate::tokenizer::{PromptToken, Tokenizer};
 
@@ -25,32 +22,31 @@ pub struct LoadOptions {
     /// Parameter dtype (f32 on CPU; bf16 keeps the released weights at their precision on GPUs).
     pub policy: FloatPolicy,
     /// Image preprocessing; by default from `config.json`'s `image_aspect_ratio` (`pad` → [`ResizeMode::Pad`], as
-    /// Q-Align / OneAlign; otherwise [`ResizeMode::Resize`], the mPLUG-Owl2 demo).
+    /// Q-Align / OneAlign; otherwise [`ResizeMode::Resize`], the mPLUG-Owl2 demo). A scoring prompt with a
+    /// preprocessing of its own ([`ScoringPrompt::resize_mode`]) uses that one when scoring.
     pub resize_mode: Option<ResizeMode>,
 }
 
-/// The vision half: tower, abstractor and preprocessing.
-#[derive(Debug)]
-pub struct VisionPart {
-    /// `model.vision_model`.
-    pub tower: VisionModel,
-    /// `model.visual_abstractor`.
-    pub abstractor: VisualAbstractor,
-    /// `preprocessor_config.json`.
-    pub preprocessor: Preprocessor,
-}
-
-/// An mPLUG-Owl2 (or plain LLaMA) checkpoint directory, loaded.
-#[derive(Debug)]
-pub struct Owl2 {
-    /// The language model.
-    pub llm: Llama,
-    /// The vision half (`None` for a plain `LlamaForCausalLM` directory).
-    pub vision: Option<VisionPart>,
+/// What a checkpoint directory brings besides the parameters.
+#[derive(Debug, Clone)]
+pub struct Owl2Assets {
     /// The slow LLaMA tokenizer.
     pub tokenizer: Tokenizer,
-    /// The directory.
+    /// Image preprocessing (absent for a plain LLaMA).
+    pub preprocessor: Option<Preprocessor>,
+    /// The validated config the network was built from.
+    pub config: Owl2Config,
+    /// The directory it came from (config, tokenizer and preprocessor files are copied from it on export).
     pub dir: PathBuf,
+}
+
+/// An mPLUG-Owl2 (or plain LLaMA) checkpoint directory, loaded: the network and its assets.
+#[derive(Debug)]
+pub struct Owl2 {
+    /// The network (vision tower, abstractor, decoder).
+    pub net: Owl2Net,
+    /// Tokenizer, preprocessing, config and source directory.
+    pub assets: Owl2Assets,
 }
 
 /// The result of scoring one image.
@@ -104,9 +100,7 @@ impl Scorer {
         let words: Vec<String> =
             words.unwrap_or_else(|| prompt.words().iter().map(|w| w.to_string()).collect());
         if words.len() < 2 {
-            return Err(ModelError::Input(
-                "scoring needs at least two level words".into(),
-            ));
+            return Err(ModelError::TooFewLevelWords { got: words.len() });
         }
         let refs: Vec<&str> = words.iter().map(String::as_str).collect();
         let ids = tokenizer.level_token_ids(&refs)?;
@@ -146,195 +140,189 @@ impl Scorer {
 fn host(t: Tensor<3>) -> Result<Vec<f32>> {
     t.into_data()
         .try_to_vec_as::<f32>()
-        .map_err(|e| ModelError::Input(format!("reading logits: {e:?}")))
+        .map_err(|e| ModelError::HostRead {
+            what: "logits",
+            reason: format!("{e:?}"),
+        })
 }
 
 impl Owl2 {
     /// Loads a checkpoint directory as released: `config.json` (MPLUGOwl2Config with `visual_config`, or a plain
-    /// LLaMA config), weights in any supported format (safetensors first, as transformers), the tokenizer, and
-    /// `preprocessor_config.json` when the model has a vision half.
+    /// LLaMA config, parsed once), weights in any supported format (safetensors first, as transformers), the
+    /// tokenizer, and `preprocessor_config.json` when the model has a vision half.
     ///
     /// # Errors
     /// A missing or invalid file (named), weights that do not fit the config (every tensor listed), or a
     /// tokenizer whose vocabulary size differs from the config's.
     pub fn from_dir(dir: impl AsRef<Path>, device: &Device, options: &LoadOptions) -> Result<Self> {
         let dir = dir.as_ref();
-        let config_path = dir.join("config.json");
-        let hf = HfLlamaConfig::from_file(&config_path)?;
-        let llm_config: LlamaConfig = hf.to_config()?;
-        let raw: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&config_path).map_err(|source| {
-                ModelError::Io {
-                    path: config_path.clone(),
-                    source,
-                }
-            })?)
-            .map_err(|e| ModelError::Config(format!("{}: {e}", config_path.display())))?;
-        let visual: Option<(VisionConfig, AbstractorConfig)> = if raw.get("visual_config").is_some()
-        {
-            let (hv, ha) = read_visual_config(&config_path)?;
-            let v = hv.to_config()?;
-            let a = ha.to_config(v.grid(), llm_config.hidden_size)?;
-            Some((v, a))
-        } else {
-            None
-        };
+        let config = HfOwl2Config::from_file(&dir.join("config.json"))?.to_config()?;
         let tokenizer = Tokenizer::from_dir(dir)?;
-        tokenizer.check_vocab_size(llm_config.vocab_size)?;
+        tokenizer.check_vocab_size(config.llm.vocab_size)?;
         let ckpt = Checkpoint::open(dir)?;
         let weights = Weights::new(&ckpt, device)
             .with_policy(options.policy)
             .ignore_unused("rotary_emb.inv_freq");
-        let llm = Llama::load(&weights, &llm_config);
-        let parts = visual.as_ref().map(|(v, a)| {
-            (
-                VisionModel::load(&weights, v, "model.vision_model"),
-                VisualAbstractor::load(&weights, a, "model.visual_abstractor"),
-            )
-        });
+        let net = Owl2Net::load(&weights, &config);
         weights.finish()?;
-        let vision = match parts {
-            Some((tower, abstractor)) => {
-                let mode = options.resize_mode.unwrap_or(
-                    match raw.get("image_aspect_ratio").and_then(|v| v.as_str()) {
-                        Some("pad") => ResizeMode::Pad,
-                        _ => ResizeMode::Resize,
-                    },
-                );
-                let preprocessor =
-                    Preprocessor::from_json_file(dir.join("preprocessor_config.json"), mode)?;
-                Some(VisionPart {
-                    tower,
-                    abstractor,
-                    preprocessor,
-                })
-            }
+        let preprocessor = match &config.vision {
+            Some(_) => Some(Preprocessor::from_json_file(
+                dir.join("preprocessor_config.json"),
+                options.resize_mode.unwrap_or(config.resize_mode),
+            )?),
             None => None,
         };
         Ok(Self {
-            llm,
-            vision,
-            tokenizer,
-            dir: dir.to_path_buf(),
+            net,
+            assets: Owl2Assets {
+                tokenizer,
+                preprocessor,
+                config,
+                dir: dir.to_path_buf(),
+            },
         })
+    }
+
+    /// Puts a network and its assets together (e.g. a trained network, on [`burn::module::Module::valid`]).
+    pub fn from_parts(net: Owl2Net, assets: Owl2Assets) -> Self {
+        Self { net, assets }
+    }
+
+    /// The network and its assets, apart (training moves the network onto an autodiff device).
+    pub fn into_parts(self) -> (Owl2Net, Owl2Assets) {
+        (self.net, self.assets)
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.assets.tokenizer
     }
 
     /// The device of the parameters.
     pub fn device(&self) -> Device {
-        self.llm.device()
+        self.net.device()
     }
 
-    fn vision(&self) -> Result<&VisionPart> {
-        self.vision.as_ref().ok_or_else(|| {
-            ModelError::Input(format!(
-                "{} is a text-only checkpoint (no visual_config)",
-                self.dir.display()
-            ))
-        })
+    fn preprocessor(&self) -> Result<&Preprocessor> {
+        self.assets
+            .preprocessor
+            .as_ref()
+            .ok_or_else(|| ModelError::NoVision {
+                dir: Some(self.assets.dir.clone()),
+            })
     }
 
-    /// Preprocesses image files into normalised pixels `[N, 3, S, S]`.
+    /// Preprocesses image files into normalised pixels `[N, 3, S, S]` with the checkpoint's preprocessing.
     ///
     /// # Errors
     /// A text-only model, or an image that cannot be read (named).
     pub fn pixels<P: AsRef<Path>>(&self, paths: &[P]) -> Result<Tensor<4>> {
-        let v = self.vision()?;
-        Ok(v.preprocessor
-            .preprocess_paths(paths)?
-            .to_tensor(&self.device()))
+        self.pixels_with(paths, None)
     }
 
-    /// Image token embeddings `[N, Q + 1, H]` from pixels `[N, 3, S, S]`.
+    /// Preprocesses image files into pixels `[N, 3, S, S]`, with `mode` instead of the checkpoint's resize mode
+    /// when given (e.g. [`ScoringPrompt::resize_mode`]).
+    ///
+    /// # Errors
+    /// A text-only model, or an image that cannot be read (named).
+    pub fn pixels_with<P: AsRef<Path>>(
+        &self,
+        paths: &[P],
+        mode: Option<ResizeMode>,
+    ) -> Result<Tensor<4>> {
+        let p = self.preprocessor()?;
+        let batch = match mode {
+            Some(m) if m != p.mode() => p.clone().with_mode(m)?.preprocess_paths(paths)?,
+            _ => p.preprocess_paths(paths)?,
+        };
+        Ok(batch.to_tensor(&self.device()))
+    }
+
+    /// Image token embeddings `[N, Q + 1, H]` from pixels `[N, 3, S, S]` (see [`Owl2Net::encode_images`]).
     ///
     /// # Errors
     /// A text-only model or pixels of the wrong shape.
     pub fn encode_images(&self, pixels: Tensor<4>) -> Result<Tensor<3>> {
-        let v = self.vision()?;
-        let features = v.tower.forward(pixels, false, false)?.last_hidden_state;
-        Ok(v.abstractor.forward(features, false)?.image_embeds)
+        self.net.encode_images(pixels).map_err(|e| match e {
+            ModelError::NoVision { .. } => ModelError::NoVision {
+                dir: Some(self.assets.dir.clone()),
+            },
+            e => e,
+        })
+    }
+
+    /// The segments of one prompt: its text ids, and `<|image|>` placeholders as image slots numbered from
+    /// `first_image` on. Returns the segments and the number of placeholders.
+    pub fn prompt_segments(&self, prompt: &str, first_image: usize) -> (Vec<Segment>, usize) {
+        let mut row = Vec::new();
+        let mut text = Vec::new();
+        let mut next = first_image;
+        for t in self.assets.tokenizer.encode_with_images(prompt) {
+            match t {
+                PromptToken::Text(id) => text.push(id),
+                PromptToken::Image => {
+                    if !text.is_empty() {
+                        row.push(Segment::Text(std::mem::take(&mut text)));
+                    }
+                    row.push(Segment::Image(next));
+                    next += 1;
+                }
+            }
+        }
+        if !text.is_empty() {
+            row.push(Segment::Text(text));
+        }
+        (row, next - first_image)
     }
 
     /// Tokenises `prompts` (each with any number of `<|image|>`) and splices `images` `[N, Q + 1, H]` in order of
-    /// appearance (row by row), with modality 1 on image tokens; rows are left-padded to a common length.
+    /// appearance (row by row), with modality 1 on image tokens; rows are left-padded with the pad token to a
+    /// common length (see [`Owl2Net::splice`]).
     ///
     /// # Errors
-    /// The number of placeholders differs from the number of images.
+    /// The number of placeholders differs from the number of images, or an empty prompt.
     pub fn prepare(&self, prompts: &[String], images: Option<Tensor<3>>) -> Result<Prompt> {
-        let rows: Vec<Vec<PromptToken>> = prompts
-            .iter()
-            .map(|p| self.tokenizer.encode_with_images(p))
-            .collect();
-        let placeholders: usize = rows
-            .iter()
-            .flatten()
-            .filter(|t| matches!(t, PromptToken::Image))
-            .count();
         let n_images = images.as_ref().map_or(0, |t| t.dims()[0]);
+        let mut placeholders = 0;
+        let mut rows: Vec<Vec<Segment>> = Vec::with_capacity(prompts.len());
+        for p in prompts {
+            let (row, n) = self.prompt_segments(p, placeholders);
+            placeholders += n;
+            rows.push(row);
+        }
         if placeholders != n_images {
-            return Err(ModelError::Input(format!(
-                "the prompts have {placeholders} image placeholder(s) for {n_images} image(s)"
-            )));
+            return Err(ModelError::PlaceholderCount {
+                placeholders,
+                images: n_images,
+            });
         }
-        let per_image = images.as_ref().map_or(0, |t| t.dims()[1]);
-        let lens: Vec<usize> = rows
-            .iter()
-            .map(|r| {
-                r.iter()
-                    .map(|t| {
-                        if matches!(t, PromptToken::Image) {
-                            per_image
-                        } else {
-                            1
-                        }
-                    })
-                    .sum()
-            })
-            .collect();
-        let max_len = lens.iter().copied().max().unwrap_or(0);
-        if max_len == 0 {
-            return Err(ModelError::Input("empty prompt".into()));
-        }
-        let pad = self
-            .tokenizer
-            .pad_id()
-            .unwrap_or_else(|| self.tokenizer.unk_id());
-        let mut next_image = 0;
-        let mut row_embeds = Vec::with_capacity(rows.len());
-        let mut modality = Vec::with_capacity(rows.len() * max_len);
-        for (row, &len) in rows.iter().zip(&lens) {
-            let mut pieces = Vec::new();
-            let padding = max_len - len;
-            if padding > 0 {
-                pieces.push(self.llm.embed_ids(&[vec![pad; padding]])?);
-                modality.extend(std::iter::repeat_n(0u8, padding));
-            }
-            let mut text = Vec::new();
-            for tok in row {
-                match tok {
-                    PromptToken::Text(id) => text.push(*id),
-                    PromptToken::Image => {
-                        if !text.is_empty() {
-                            modality.extend(std::iter::repeat_n(0u8, text.len()));
-                            pieces.push(self.llm.embed_ids(&[std::mem::take(&mut text)])?);
-                        }
-                        if let Some(imgs) = &images {
-                            pieces.push(imgs.clone().narrow(0, next_image, 1));
-                        }
-                        modality.extend(std::iter::repeat_n(1u8, per_image));
-                        next_image += 1;
-                    }
-                }
-            }
-            if !text.is_empty() {
-                modality.extend(std::iter::repeat_n(0u8, text.len()));
-                pieces.push(self.llm.embed_ids(&[text])?);
-            }
-            row_embeds.push(Tensor::cat(pieces, 1));
-        }
+        self.prepare_segments(rows, images)
+    }
+
+    /// Left-pads rows of segments with the pad token and splices `images` `[N, Q + 1, H]` into them: the prompt
+    /// of a batched forward or generation.
+    ///
+    /// # Errors
+    /// An image slot beyond `images`, or an empty row set.
+    pub fn prepare_segments(
+        &self,
+        mut rows: Vec<Vec<Segment>>,
+        images: Option<Tensor<3>>,
+    ) -> Result<Prompt> {
+        let tok = &self.assets.tokenizer;
+        let image_tokens = images.as_ref().map_or(0, |t| t.dims()[1]);
+        let pad = tok.pad_id().unwrap_or_else(|| tok.unk_id());
+        let left_padding = pad_rows(
+            &mut rows,
+            image_tokens,
+            PaddingSide::Left,
+            PadFill::Token(pad),
+        );
+        let embeds = self.net.splice(&rows, images.as_ref())?;
         Ok(Prompt {
-            embeds: Tensor::cat(row_embeds, 0),
-            modality: Modality::PerToken(modality),
-            left_padding: lens.iter().map(|&l| max_len - l).collect(),
+            embeds,
+            modality: Modality::PerToken(segment_modality(&rows, image_tokens)),
+            left_padding,
         })
     }
 
@@ -345,7 +333,7 @@ impl Owl2 {
     pub fn last_logits(&self, prompt: Prompt) -> Result<Vec<Vec<f32>>> {
         let b = prompt.left_padding.len();
         let input = prompt.into_input();
-        let out = self.llm.forward(
+        let out = self.net.forward(
             input,
             &mut KvCache::new(),
             ForwardOptions {
@@ -355,9 +343,9 @@ impl Owl2 {
         )?;
         let logits = host(
             out.logits
-                .ok_or_else(|| ModelError::Input("no logits".into()))?,
+                .ok_or(ModelError::MissingOutput { what: "logits" })?,
         )?;
-        let v = self.llm.config.vocab_size;
+        let v = self.net.llm.config.vocab_size;
         Ok((0..b)
             .map(|r| logits[r * v..(r + 1) * v].to_vec())
             .collect())
@@ -388,7 +376,8 @@ impl Owl2 {
     ) -> Result<Vec<ScoreResult>> {
         let mut out = Vec::with_capacity(paths.len());
         for chunk in paths.chunks(batch_size.max(1)) {
-            out.extend(self.score_pixels(self.pixels(chunk)?, scorer)?);
+            let pixels = self.pixels_with(chunk, scorer.prompt.resize_mode())?;
+            out.extend(self.score_pixels(pixels, scorer)?);
             progress(out.len());
         }
         Ok(out)
@@ -406,11 +395,26 @@ impl Owl2 {
         on_token: impl FnMut(&[Option<u32>]),
     ) -> Result<Generated> {
         let images = pixels.map(|p| self.encode_images(p)).transpose()?;
+        self.generate_encoded(prompt, images, config, on_token)
+    }
+
+    /// As [`Owl2::generate`], from image tokens `[N, Q + 1, H]` already encoded (so that a caller who needs them
+    /// again does not run the vision half twice).
+    ///
+    /// # Errors
+    /// Placeholder / image count mismatch, or decoder errors.
+    pub fn generate_encoded(
+        &self,
+        prompt: &str,
+        images: Option<Tensor<3>>,
+        config: &GenerationConfig,
+        on_token: impl FnMut(&[Option<u32>]),
+    ) -> Result<Generated> {
         let prepared = self.prepare(&[prompt.to_string()], images)?;
-        let g = self.llm.generate(prepared, config, on_token)?;
+        let g = self.net.llm.generate(prepared, config, on_token)?;
         let token_ids = g.tokens.into_iter().next().unwrap_or_default();
         Ok(Generated {
-            text: self.tokenizer.decode(&token_ids, true),
+            text: self.assets.tokenizer.decode(&token_ids, true),
             token_ids,
         })
     }

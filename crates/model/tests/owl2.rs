@@ -10,54 +10,17 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use biqa_decoder::{GenerationConfig, Sampling};
 use biqa_model::{LoadOptions, ModelError, Owl2, Scorer, ScoringPrompt};
+use biqa_testkit::{Arrays, assert_close, fixture, fixture_json};
 use burn::tensor::Device;
 use serde_json::Value;
 
-fn fixture(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(rel)
-}
-
 fn expected_json() -> Result<Value> {
-    Ok(serde_json::from_str(&std::fs::read_to_string(fixture(
-        "tiny-owl2/expected/expected.json",
-    ))?)?)
+    fixture_json("tiny-owl2/expected/expected.json")
 }
 
+/// Every tensor of the expected outputs as f32 values (token ids included), by name.
 fn arrays() -> Result<HashMap<String, Vec<f32>>> {
-    let bytes = std::fs::read(fixture("tiny-owl2/expected/expected.safetensors"))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)?;
-    let mut m = HashMap::new();
-    for (n, v) in st.tensors() {
-        let vals: Vec<f32> = match v.dtype() {
-            safetensors::Dtype::F32 => v
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            safetensors::Dtype::I64 => v
-                .data()
-                .chunks_exact(8)
-                .map(|c| {
-                    i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
-                })
-                .collect(),
-            _ => continue,
-        };
-        m.insert(n, vals);
-    }
-    Ok(m)
-}
-
-fn close(what: &str, got: &[f32], want: &[f32], tol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let worst = got
-        .iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    assert!(worst <= tol, "{what}: max |diff| = {worst} > {tol}");
+    Ok(Arrays::fixture("tiny-owl2/expected/expected.safetensors")?.f32_map())
 }
 
 const IMAGES: [&str; 2] = ["astronaut_96x96", "coffee_96x64"];
@@ -92,7 +55,7 @@ fn copy_without(skip: &str) -> Result<tempfile::TempDir> {
 fn check_variant(model: &Owl2, variant: &str, tol_score: f64) -> Result<()> {
     let exp = expected_json()?;
     let arr = arrays()?;
-    let scorer = Scorer::new(&model.tokenizer, ScoringPrompt::Qalign, None)?;
+    let scorer = Scorer::new(model.tokenizer(), ScoringPrompt::Qalign, None)?;
     assert_eq!(scorer.ids, vec![355, 354, 351, 353, 352]);
     let paths: Vec<PathBuf> = IMAGES.iter().map(|n| image(n)).collect();
     // Single images.
@@ -117,7 +80,7 @@ fn check_variant(model: &Owl2, variant: &str, tol_score: f64) -> Result<()> {
             .filter_map(Value::as_f64)
             .map(|p| p as f32)
             .collect();
-        close(&format!("{variant}/{name} probs"), &probs, &want, 1e-4);
+        assert_close(&format!("{variant}/{name} probs"), &probs, &want, 1e-4);
         singles.push(r);
         let key = format!("{variant}.{name}.qalign.last_logits");
         {
@@ -129,7 +92,7 @@ fn check_variant(model: &Owl2, variant: &str, tol_score: f64) -> Result<()> {
                 .filter_map(Value::as_f64)
                 .map(|p| p as f32)
                 .collect();
-            close(
+            assert_close(
                 &format!("{key} (levels)"),
                 &singles[i].level_logits,
                 &e_lvl,
@@ -145,7 +108,7 @@ fn check_variant(model: &Owl2, variant: &str, tol_score: f64) -> Result<()> {
         Some(images),
     )?;
     let rows = model.last_logits(prompt)?;
-    close(
+    assert_close(
         &format!("{variant}.batch.qalign.last_logits"),
         &rows.concat(),
         &arr[&format!("{variant}.batch.qalign.last_logits")],
@@ -194,8 +157,8 @@ fn f32_safetensors_end_to_end() -> Result<()> {
     let pixels = model.pixels(&[image(name)])?;
     let images = model.encode_images(pixels)?;
     let prompt = model.prepare(&[biqa_model::prompt::describe_prompt()], Some(images))?;
-    let g = model.llm.generate(prompt, &config, |_| {})?;
-    close(
+    let g = model.net.llm.generate(prompt, &config, |_| {})?;
+    assert_close(
         "step_logits",
         &g.step_logits[0].concat(),
         &arr[&format!("f32_safetensors.{name}.generate.step_logits")],
@@ -215,7 +178,7 @@ fn bf16_bin_alone_matches_bf16bin_as_f32() -> Result<()> {
 fn plain_llama_directory_generates() -> Result<()> {
     let dir = fixture("tiny-llama-gqa");
     let model = Owl2::from_dir(&dir, &Device::flex(), &LoadOptions::default())?;
-    assert!(model.vision.is_none());
+    assert!(!model.net.has_vision() && model.assets.preprocessor.is_none());
     let exp: Value = serde_json::from_str(&std::fs::read_to_string(
         dir.join("expected/expected.json"),
     )?)?;
@@ -298,7 +261,7 @@ fn damaged_directories_give_clear_errors() -> Result<()> {
         &LoadOptions::default(),
     )?;
     let err = Scorer::new(
-        &model.tokenizer,
+        model.tokenizer(),
         ScoringPrompt::Qalign,
         Some(vec!["excellent".into(), "mediocrity".into()]),
     )
@@ -317,7 +280,7 @@ fn converted_directory_loads_the_same() -> Result<()> {
     assert!(!out.path().join("pytorch_model.bin").exists());
     let a = Owl2::from_dir(src.path(), &Device::flex(), &LoadOptions::default())?;
     let b = Owl2::from_dir(out.path(), &Device::flex(), &LoadOptions::default())?;
-    let scorer = Scorer::new(&a.tokenizer, ScoringPrompt::Qalign, None)?;
+    let scorer = Scorer::new(a.tokenizer(), ScoringPrompt::Qalign, None)?;
     let p = [image("coffee_96x64")];
     let (ra, rb) = (
         a.score_paths(&p, &scorer, 1, |_| {})?,
@@ -337,7 +300,7 @@ fn bf16_parameters_score_close_to_f32() -> Result<()> {
         ..Default::default()
     };
     let model = Owl2::from_dir(fixture("tiny-owl2"), &Device::flex(), &options)?;
-    let scorer = Scorer::new(&model.tokenizer, ScoringPrompt::Qalign, None)?;
+    let scorer = Scorer::new(model.tokenizer(), ScoringPrompt::Qalign, None)?;
     let exp = expected_json()?;
     for name in IMAGES {
         let r = model
@@ -353,5 +316,58 @@ fn bf16_parameters_score_close_to_f32() -> Result<()> {
             r.score
         );
     }
+    Ok(())
+}
+
+/// The layout of `biqa_model::names` is the exact inverse of loading: a loaded network's `checkpoint_tensors` are the
+/// checkpoint's tensors again, name for name and bit for bit (position tables and RoPE buffers are not parameters).
+#[test]
+fn checkpoint_layout_inverts_loading() -> Result<()> {
+    let dir = fixture("tiny-owl2");
+    let model = Owl2::from_dir(&dir, &Device::flex(), &LoadOptions::default())?;
+    let exported = model.net.checkpoint_tensors()?;
+    let ckpt = biqa_checkpoint::Checkpoint::open(&dir)?;
+    let mut buffers = Vec::new();
+    for name in ckpt.names() {
+        let (values, shape) = ckpt.f32(name)?;
+        match exported.get(name) {
+            Some((s, v)) => {
+                assert_eq!(s, &shape, "{name}: shape");
+                assert!(
+                    v.iter()
+                        .zip(&values)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{name}: values differ"
+                );
+            }
+            None => buffers.push(name.to_string()),
+        }
+    }
+    assert!(
+        buffers
+            .iter()
+            .all(|n| n.ends_with("rotary_emb.inv_freq") || n.contains("pos_embed")),
+        "tensors without a parameter: {buffers:?}"
+    );
+    assert_eq!(exported.len() + buffers.len(), ckpt.len());
+    Ok(())
+}
+
+/// `config.json` is one serde mirror: parsed once into the LLaMA fields, `visual_config` and the preprocessing.
+#[test]
+fn whole_config_mirror() -> Result<()> {
+    let path = fixture("tiny-owl2/config.json");
+    let hf = biqa_model::HfOwl2Config::from_file(&path)?;
+    let config = hf.to_config()?;
+    assert!(config.multiway());
+    assert_eq!(config.image_tokens(), Some(9));
+    // A mistyped LLaMA key is located and named by serde.
+    let text = std::fs::read_to_string(&path)?.replace(
+        &format!("\"hidden_size\": {}", config.llm.hidden_size),
+        "\"hidden_size\": \"wide\"",
+    );
+    let err = biqa_model::HfOwl2Config::from_json(&text, &path).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("config.json") && msg.contains("line"), "{msg}");
     Ok(())
 }

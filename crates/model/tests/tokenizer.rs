@@ -7,21 +7,13 @@ use anyhow::{Context, Result};
 use biqa_model::{
     IMAGE_TOKEN_INDEX, ModelError, PromptToken, Tokenizer, TokenizerSource, prompt_ids_i64,
 };
+use biqa_testkit::{fixture, fixtures, read_json};
 use proptest::prelude::*;
 use serde_json::Value;
 use tempfile::TempDir;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
-
 fn owl2() -> PathBuf {
-    fixtures().join("tiny-owl2")
-}
-
-fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
-    Ok(serde_json::from_str(&text)?)
+    fixture("tiny-owl2")
 }
 
 fn expected() -> Result<Value> {

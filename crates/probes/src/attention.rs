@@ -45,25 +45,32 @@ pub fn aggregate(
     queries: &[usize],
     segments: Vec<Segment>,
 ) -> Result<AttentionMap> {
-    if layers.is_empty() || queries.is_empty() {
-        return Err(ProbeError::Input(
-            "choose at least one layer and one query".into(),
-        ));
+    if layers.is_empty() {
+        return Err(ProbeError::NothingChosen { what: "layer" });
+    }
+    if queries.is_empty() {
+        return Err(ProbeError::NothingChosen { what: "query" });
     }
     let mut map: Vec<Vec<f64>> = Vec::new();
     let mut t_len = 0;
     for &li in layers {
-        let a = attentions.get(li).ok_or_else(|| {
-            ProbeError::Input(format!("layer {li} of {} attention maps", attentions.len()))
-        })?;
+        let a = attentions
+            .get(li)
+            .ok_or_else(|| ProbeError::LayerOutOfRange {
+                layer: li,
+                layers: attentions.len(),
+                what: "attention maps",
+            })?;
         let [b, heads, l, t] = a.dims();
         if row >= b {
-            return Err(ProbeError::Input(format!("row {row} of {b}")));
+            return Err(ProbeError::RowOutOfRange { row, rows: b });
         }
         if let Some(&q) = queries.iter().find(|&&q| q >= l) {
-            return Err(ProbeError::Input(format!(
-                "query {q} outside {l} positions"
-            )));
+            return Err(ProbeError::PositionOutOfRange {
+                what: "query",
+                position: q,
+                len: l,
+            });
         }
         t_len = t;
         let host: Vec<f32> = a
@@ -71,7 +78,10 @@ pub fn aggregate(
             .narrow(0, row, 1)
             .into_data()
             .try_to_vec_as::<f32>()
-            .map_err(|e| ProbeError::Input(format!("reading attention: {e:?}")))?;
+            .map_err(|source| ProbeError::HostRead {
+                what: "attention",
+                source,
+            })?;
         if map.is_empty() {
             map = vec![vec![0.0; t]; queries.len()];
         }
@@ -87,17 +97,20 @@ pub fn aggregate(
     let mut pos = 0;
     for s in &segments {
         if s.start != pos || s.end < s.start {
-            return Err(ProbeError::Input(format!(
-                "segment {:?} does not continue at {pos}",
-                s.name
-            )));
+            return Err(ProbeError::SegmentGap {
+                name: s.name.clone(),
+                start: s.start,
+                end: s.end,
+                expected: pos,
+            });
         }
         pos = s.end;
     }
     if pos != t_len {
-        return Err(ProbeError::Input(format!(
-            "segments cover 0..{pos}, the keys 0..{t_len}"
-        )));
+        return Err(ProbeError::SegmentCoverage {
+            covered: pos,
+            keys: t_len,
+        });
     }
     let shares = map
         .iter()
@@ -135,7 +148,7 @@ pub struct SegmentShares {
 /// No samples.
 pub fn average_shares(maps: &[AttentionMap]) -> Result<SegmentShares> {
     if maps.is_empty() {
-        return Err(ProbeError::Input("no samples".into()));
+        return Err(ProbeError::EmptySamples);
     }
     let mut names: Vec<String> = Vec::new();
     let mut sums: Vec<f64> = Vec::new();

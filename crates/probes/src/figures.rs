@@ -202,7 +202,12 @@ pub fn lens_table(path: &Path, lens: &LensResult, title: &str) -> Result<()> {
 pub fn trajectories_figure(path: &Path, t: &Trajectories, title: &str) -> Result<()> {
     let (x0, x1) = match (t.layers.first(), t.layers.last()) {
         (Some(&a), Some(&b)) => (a as f64, (b as f64).max(a as f64 + 1.0)),
-        _ => return Err(ProbeError::Input("no layers to plot".into())),
+        _ => {
+            return Err(ProbeError::NothingToPlot {
+                path: path.to_owned(),
+                what: "no layers",
+            });
+        }
     };
     let palette = [
         RGBColor(31, 119, 180),
@@ -274,7 +279,10 @@ pub fn attention_heatmap(
 ) -> Result<()> {
     let (q, t) = (map.map.len(), map.map.first().map_or(0, Vec::len));
     if q == 0 || t == 0 {
-        return Err(ProbeError::Input("empty attention map".into()));
+        return Err(ProbeError::NothingToPlot {
+            path: path.to_owned(),
+            what: "empty attention map",
+        });
     }
     let max = map
         .map
@@ -372,7 +380,10 @@ pub fn line_chart(
         .filter(|(x, y)| x.is_finite() && y.is_finite())
         .collect();
     if finite.is_empty() {
-        return Err(ProbeError::Input("no finite point to plot".into()));
+        return Err(ProbeError::NothingToPlot {
+            path: path.to_owned(),
+            what: "no finite point",
+        });
     }
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for (x, y) in &finite {
@@ -432,6 +443,168 @@ pub fn line_chart(
             .label_font((FONT_NAME, 13))
             .draw()
             .map_err(e)?;
+        Ok(())
+    })
+}
+
+/// A scatter of predictions (`x`) against MOS (`y`), with the fitted 4-parameter logistic
+/// `(β1 − β2) / (1 + exp(−(x − β3) / |β4|)) + β2` drawn over it when given (the evaluation's Table-2 figure).
+///
+/// # Errors
+/// No finite point, or drawing / I/O errors.
+pub fn scatter_with_fit(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    points: &[(f64, f64)],
+    betas: Option<[f64; 4]>,
+) -> Result<()> {
+    let pts: Vec<(f64, f64)> = points
+        .iter()
+        .copied()
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .collect();
+    if pts.is_empty() {
+        return Err(ProbeError::Plot {
+            path: path.to_path_buf(),
+            reason: "no finite point to plot".into(),
+        });
+    }
+    let bounds = |v: &mut dyn Iterator<Item = f64>| {
+        let (lo, hi) = v.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
+        let pad = ((hi - lo) * 0.05).max(1e-6);
+        (lo - pad, hi + pad)
+    };
+    let (x0, x1) = bounds(&mut pts.iter().map(|p| p.0));
+    let (y0, y1) = bounds(&mut pts.iter().map(|p| p.1));
+    render(path, (640, 560), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT_NAME, 20))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(e)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .label_style((FONT_NAME, 13))
+            .axis_desc_style((FONT_NAME, 14))
+            .draw()
+            .map_err(e)?;
+        let dot = RGBColor(31, 119, 180);
+        chart
+            .draw_series(
+                pts.iter()
+                    .map(|&(x, y)| Circle::new((x, y), 3, dot.mix(0.6).filled())),
+            )
+            .map_err(e)?;
+        if let Some([b1, b2, b3, b4]) = betas {
+            let curve: Vec<(f64, f64)> = (0..=200)
+                .map(|i| {
+                    let x = x0 + (x1 - x0) * f64::from(i) / 200.0;
+                    (x, (b1 - b2) / (1.0 + (-(x - b3) / b4.abs()).exp()) + b2)
+                })
+                .filter(|(_, y)| y.is_finite() && *y >= y0 && *y <= y1)
+                .collect();
+            chart
+                .draw_series(LineSeries::new(
+                    curve,
+                    RGBColor(214, 39, 40).stroke_width(2),
+                ))
+                .map_err(e)?;
+        }
+        Ok(())
+    })
+}
+
+/// A confusion matrix of levels as a heatmap with counts: `counts[t][p]` images of true level `rows[t]` answered
+/// `cols[p]` (the last column may be "invalid"); each row is shaded by its share.
+///
+/// # Errors
+/// An empty matrix, ragged rows, or drawing / I/O errors.
+pub fn confusion_matrix(
+    path: &Path,
+    title: &str,
+    rows: &[&str],
+    cols: &[&str],
+    counts: &[Vec<usize>],
+) -> Result<()> {
+    if rows.is_empty() || cols.is_empty() || counts.len() != rows.len() {
+        return Err(ProbeError::Plot {
+            path: path.to_path_buf(),
+            reason: format!(
+                "{} rows of counts for {} row labels",
+                counts.len(),
+                rows.len()
+            ),
+        });
+    }
+    if let Some(r) = counts.iter().position(|r| r.len() != cols.len()) {
+        return Err(ProbeError::Plot {
+            path: path.to_path_buf(),
+            reason: format!(
+                "row {r} has {} counts for {} columns",
+                counts[r].len(),
+                cols.len()
+            ),
+        });
+    }
+    register_font();
+    let cell = 84i32;
+    let (left, top) = (110i32, 70i32);
+    let width = left + cell * cols.len() as i32 + 20;
+    let height = top + cell * rows.len() as i32 + 40;
+    render(path, (width as u32, height as u32), |root| {
+        let font = (FONT_NAME, 15).into_font();
+        root.draw(&Text::new(
+            title.to_string(),
+            (left, 12),
+            (FONT_NAME, 18).into_font(),
+        ))
+        .map_err(e)?;
+        root.draw(&Text::new("answered →", (left, 40), font.clone()))
+            .map_err(e)?;
+        for (j, c) in cols.iter().enumerate() {
+            root.draw(&Text::new(
+                (*c).to_string(),
+                (left + cell * j as i32 + 8, top - 18),
+                font.clone(),
+            ))
+            .map_err(e)?;
+        }
+        for (i, r) in rows.iter().enumerate() {
+            let y = top + cell * i as i32;
+            root.draw(&Text::new(
+                (*r).to_string(),
+                (8, y + cell / 2 - 8),
+                font.clone(),
+            ))
+            .map_err(e)?;
+            let total: usize = counts[i].iter().sum();
+            for (j, &n) in counts[i].iter().enumerate() {
+                let x = left + cell * j as i32;
+                let share = if total > 0 {
+                    n as f64 / total as f64
+                } else {
+                    0.0
+                };
+                let bg = colour(share);
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell - 2, y + cell - 2)],
+                    bg.filled(),
+                ))
+                .map_err(e)?;
+                root.draw(&Text::new(
+                    n.to_string(),
+                    (x + cell / 2 - 12, y + cell / 2 - 8),
+                    (FONT_NAME, 15).into_font().color(&text_on(bg)),
+                ))
+                .map_err(e)?;
+            }
+        }
         Ok(())
     })
 }

@@ -137,7 +137,10 @@ pub fn layer_stats(
 fn row_logits(t: Tensor<3>) -> Result<Vec<f32>> {
     t.into_data()
         .try_to_vec_as::<f32>()
-        .map_err(|e| ProbeError::Input(format!("reading logits: {e:?}")))
+        .map_err(|source| ProbeError::HostRead {
+            what: "logits",
+            source,
+        })
 }
 
 /// Lens logits `[V]` of hidden state `index` at (`row`, `position`): `head(norm(h))`, except for the last hidden
@@ -152,14 +155,23 @@ pub fn lens_logits(
     row: usize,
     position: usize,
 ) -> Result<Vec<f32>> {
-    let h = hidden_states.get(index).ok_or_else(|| {
-        ProbeError::Input(format!("hidden state {index} of {}", hidden_states.len()))
-    })?;
+    let h = hidden_states
+        .get(index)
+        .ok_or_else(|| ProbeError::LayerOutOfRange {
+            layer: index,
+            layers: hidden_states.len(),
+            what: "hidden states",
+        })?;
     let [b, l, _] = h.dims();
-    if row >= b || position >= l {
-        return Err(ProbeError::Input(format!(
-            "row {row} / position {position} outside [{b}, {l}]"
-        )));
+    if row >= b {
+        return Err(ProbeError::RowOutOfRange { row, rows: b });
+    }
+    if position >= l {
+        return Err(ProbeError::PositionOutOfRange {
+            what: "position",
+            position,
+            len: l,
+        });
     }
     let x = h.clone().narrow(0, row, 1).narrow(1, position, 1);
     let logits = if index + 1 == hidden_states.len() {
@@ -185,22 +197,25 @@ pub fn logit_lens(
 ) -> Result<LensResult> {
     let n = hidden_states.len();
     if n == 0 {
-        return Err(ProbeError::Input(
-            "no hidden states (run the forward with hidden_states: true)".into(),
-        ));
+        return Err(ProbeError::MissingTrace {
+            what: "hidden_states",
+        });
     }
     let layers = config.layers.clone().unwrap_or(0..=n - 1);
     if *layers.end() >= n || layers.is_empty() {
-        return Err(ProbeError::Input(format!(
-            "layers {layers:?} outside 0..={}",
-            n - 1
-        )));
+        return Err(ProbeError::LayerRange {
+            start: *layers.start(),
+            end: *layers.end(),
+            last: n - 1,
+        });
     }
     let vocab = llm.config.vocab_size;
     if let Some((w, id)) = config.levels.iter().find(|(_, id)| *id as usize >= vocab) {
-        return Err(ProbeError::Input(format!(
-            "level word {w:?} has id {id}, outside the vocabulary ({vocab})"
-        )));
+        return Err(ProbeError::LevelIdOutOfVocab {
+            word: w.clone(),
+            id: *id,
+            vocab,
+        });
     }
     let final_logits = lens_logits(llm, hidden_states, n - 1, row, position)?;
     let final_logp = log_softmax(&final_logits);

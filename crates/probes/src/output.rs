@@ -7,22 +7,13 @@ use serde::Serialize;
 use crate::error::{ProbeError, Result};
 use crate::lens::LensResult;
 
-/// Writes `bytes` to `path` through a temporary file and a rename: no half-written file is ever left.
+/// Writes `bytes` to `path` through a temporary file and a rename ([`biqa_core::write_bytes_atomic`]): no
+/// half-written file is ever left.
 ///
 /// # Errors
 /// I/O errors, naming the file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| ProbeError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.partial"));
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    biqa_core::write_bytes_atomic(path, bytes).map_err(ProbeError::from)
 }
 
 /// Writes any result as pretty JSON.

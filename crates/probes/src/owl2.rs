@@ -19,7 +19,7 @@ pub const CONCLUSION_PROMPT: &str = " Therefore, the quality of the image is";
 /// # Errors
 /// A level word that is not a single token.
 pub fn qalign_levels(m: &Owl2) -> Result<Vec<(String, u32)>> {
-    let scorer = biqa_model::Scorer::new(&m.tokenizer, ScoringPrompt::Qalign, None)?;
+    let scorer = biqa_model::Scorer::new(m.tokenizer(), ScoringPrompt::Qalign, None)?;
     Ok(scorer.words.into_iter().zip(scorer.ids).collect())
 }
 
@@ -41,12 +41,12 @@ pub fn qalign_lens(m: &Owl2, image: &Path, config: &LensConfig) -> Result<LensRe
         hidden_states: true,
         attentions: false,
     };
-    let out = m.llm.forward(input, &mut KvCache::new(), opts)?;
-    let hs = out
-        .hidden_states
-        .ok_or_else(|| ProbeError::Input("no hidden states".into()))?;
-    let piece = |id: u32| m.tokenizer.decode(&[id], false);
-    logit_lens(&m.llm, &hs, 0, len - 1, config, &piece)
+    let out = m.net.forward(input, &mut KvCache::new(), opts)?;
+    let hs = out.hidden_states.ok_or(ProbeError::MissingTrace {
+        what: "hidden_states",
+    })?;
+    let piece = |id: u32| m.tokenizer().decode(&[id], false);
+    logit_lens(&m.net.llm, &hs, 0, len - 1, config, &piece)
 }
 
 /// The sequence the attention probe runs on, with its bookkeeping.
@@ -73,8 +73,9 @@ pub struct ProbeSequence {
 /// # Errors
 /// Model errors.
 pub fn probe_sequence(m: &Owl2, image: &Path, describe: Option<usize>) -> Result<ProbeSequence> {
-    let pixels = m.pixels(&[image])?;
-    let eos = m.llm.config.eos_token_ids.clone();
+    // The vision half runs once: its image tokens serve the description and the probed sequence alike.
+    let images = m.encode_images(m.pixels(&[image])?)?;
+    let eos = m.net.llm.config.eos_token_ids.clone();
     let (prompt_text, description) = match describe {
         Some(max_new_tokens) => {
             let config = GenerationConfig {
@@ -82,7 +83,8 @@ pub fn probe_sequence(m: &Owl2, image: &Path, describe: Option<usize>) -> Result
                 stop_tokens: eos.clone(),
                 ..Default::default()
             };
-            let g = m.generate(&describe_prompt(), Some(pixels.clone()), &config, |_| {})?;
+            let g =
+                m.generate_encoded(&describe_prompt(), Some(images.clone()), &config, |_| {})?;
             let ids: Vec<u32> = g
                 .token_ids
                 .into_iter()
@@ -92,7 +94,6 @@ pub fn probe_sequence(m: &Owl2, image: &Path, describe: Option<usize>) -> Result
         }
         None => (ScoringPrompt::Qalign.text().to_string(), Vec::new()),
     };
-    let images = m.encode_images(pixels)?;
     let prompt = m.prepare(&[prompt_text], Some(images))?;
     let mut modality = match &prompt.modality {
         Modality::PerToken(v) => v.clone(),
@@ -101,14 +102,14 @@ pub fn probe_sequence(m: &Owl2, image: &Path, describe: Option<usize>) -> Result
     };
     let prompt_len = modality.len();
     let tail = if describe.is_some() {
-        m.tokenizer.encode(CONCLUSION_PROMPT, false)
+        m.tokenizer().encode(CONCLUSION_PROMPT, false)
     } else {
         Vec::new()
     };
     let extra: Vec<u32> = description.iter().chain(&tail).copied().collect();
     let mut pieces = vec![prompt.embeds];
     if !extra.is_empty() {
-        pieces.push(m.llm.embed_ids(std::slice::from_ref(&extra))?);
+        pieces.push(m.net.llm.embed_ids(std::slice::from_ref(&extra))?);
     }
     modality.extend(std::iter::repeat_n(0u8, extra.len()));
     let total = modality.len();
@@ -166,9 +167,9 @@ pub fn quality_attention(
         hidden_states: false,
         attentions: true,
     };
-    let out = m.llm.forward(input, &mut KvCache::new(), opts)?;
+    let out = m.net.forward(input, &mut KvCache::new(), opts)?;
     let atts = out
         .attentions
-        .ok_or_else(|| ProbeError::Input("no attentions".into()))?;
+        .ok_or(ProbeError::MissingTrace { what: "attentions" })?;
     aggregate(&atts, layers, 0, &seq.queries, seq.segments)
 }

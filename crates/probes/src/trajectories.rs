@@ -37,32 +37,31 @@ fn argmax(v: &[f64]) -> usize {
 /// # Errors
 /// No samples, or samples with different layers or level words.
 pub fn trajectories(lenses: &[LensResult], final_word: Option<&str>) -> Result<Trajectories> {
-    let first = lenses
-        .first()
-        .ok_or_else(|| ProbeError::Input("no samples".into()))?;
+    let first = lenses.first().ok_or(ProbeError::EmptySamples)?;
     let layers: Vec<usize> = first.layers.iter().map(|l| l.layer).collect();
     let words = first.level_words.clone();
     if words.is_empty() {
-        return Err(ProbeError::Input("no level words".into()));
+        return Err(ProbeError::NoLevelWords);
     }
-    for s in lenses {
+    for (index, s) in lenses.iter().enumerate() {
         if s.level_words != words || s.layers.iter().map(|l| l.layer).ne(layers.iter().copied()) {
-            return Err(ProbeError::Input(
-                "samples have different layers or level words".into(),
-            ));
+            return Err(ProbeError::MismatchedSample { index });
         }
     }
     let final_level = |s: &LensResult| s.layers.last().map_or(0, |l| argmax(&l.level_probs));
-    let selected: Vec<&LensResult> = match final_word {
-        Some(w) => {
-            let wi = words
-                .iter()
-                .position(|x| x == w)
-                .ok_or_else(|| ProbeError::Input(format!("{w:?} is not a level word")))?;
-            lenses.iter().filter(|s| final_level(s) == wi).collect()
-        }
-        None => lenses.iter().collect(),
-    };
+    let selected: Vec<&LensResult> =
+        match final_word {
+            Some(w) => {
+                let wi = words.iter().position(|x| x == w).ok_or_else(|| {
+                    ProbeError::UnknownLevelWord {
+                        word: w.to_owned(),
+                        words: words.clone(),
+                    }
+                })?;
+                lenses.iter().filter(|s| final_level(s) == wi).collect()
+            }
+            None => lenses.iter().collect(),
+        };
     let n = selected.len();
     let mut share = vec![vec![0.0; words.len()]; layers.len()];
     let mut top1_share = vec![vec![0.0; words.len()]; layers.len()];

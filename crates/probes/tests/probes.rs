@@ -13,36 +13,21 @@ use biqa_probes::attention::{aggregate, average_shares};
 use biqa_probes::figures::{attention_heatmap, lens_figure_size, lens_table, trajectories_figure};
 use biqa_probes::lens::lens_logits;
 use biqa_probes::{LensConfig, Segment, logit_lens, segments_from_modality, trajectories};
+use biqa_testkit::{Arrays, assert_close, fixture};
 use burn::tensor::{Device, Tensor, TensorData};
 
 fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/owl2-components")
+    fixture("owl2-components")
 }
 
-fn f32s(st: &safetensors::SafeTensors<'_>, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
-    let t = st.tensor(name).with_context(|| name.to_string())?;
-    let v = t
-        .data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    Ok((v, t.shape().to_vec()))
-}
-
-fn setup() -> Result<(Llama, Vec<u8>, Vec<u8>)> {
+fn setup() -> Result<(Llama, Vec<u8>, Arrays)> {
     let config = LlamaConfig::from_file(&dir().join("config.json"))?;
     let ckpt = Checkpoint::open(dir().join("weights.safetensors"))?;
     let w = Weights::new(&ckpt, &Device::flex());
     let llm = Llama::load(&w, &config);
-    let bytes = std::fs::read(dir().join("expected.safetensors"))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)?;
-    let modality: Vec<u8> = st
-        .tensor("modality_indicators")?
-        .data()
-        .chunks_exact(8)
-        .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as u8)
-        .collect();
-    Ok((llm, modality, bytes))
+    let exp = Arrays::open(dir().join("expected.safetensors"))?;
+    let modality = lens_modality(&exp)?;
+    Ok((llm, modality, exp))
 }
 
 fn levels() -> LensConfig {
@@ -55,9 +40,8 @@ fn levels() -> LensConfig {
 
 #[test]
 fn lens_agrees_with_logits_and_with_stored_hidden_states() -> Result<()> {
-    let (llm, modality, bytes) = setup()?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)?;
-    let (emb, shape) = f32s(&st, "inputs_embeds")?;
+    let (llm, modality, st) = setup()?;
+    let (shape, emb) = st.shaped_f32("inputs_embeds")?;
     let device = llm.device();
     let embeds = Tensor::<3>::from_data(
         TensorData::new(emb, [shape[0], shape[1], shape[2]]),
@@ -89,14 +73,14 @@ fn lens_agrees_with_logits_and_with_stored_hidden_states() -> Result<()> {
     let pos = 21;
     // The last layer of the lens is the model's own logits.
     let last = lens_logits(&llm, &hs, hs.len() - 1, 0, pos)?;
-    let worst = last
-        .iter()
-        .zip(&logits[pos * v..(pos + 1) * v])
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    assert!(worst <= 1e-5, "last-layer lens vs logits: {worst}");
+    assert_close(
+        "last-layer lens vs logits",
+        &last,
+        &logits[pos * v..(pos + 1) * v],
+        1e-5,
+    );
     // An intermediate layer equals lm_head(norm(h)) of the original code's stored hidden state.
-    let (h1, s1) = f32s(&st, "llm.hidden_states.1")?;
+    let (s1, h1) = st.shaped_f32("llm.hidden_states.1")?;
     let stored = Tensor::<3>::from_data(TensorData::new(h1, [s1[0], s1[1], s1[2]]), &device)
         .narrow(1, pos, 1);
     let want: Vec<f32> = llm
@@ -105,15 +89,7 @@ fn lens_agrees_with_logits_and_with_stored_hidden_states() -> Result<()> {
         .try_to_vec_as::<f32>()
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let got = lens_logits(&llm, &hs, 1, 0, pos)?;
-    let worst = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    assert!(
-        worst <= 1e-4,
-        "layer-1 lens vs stored hidden state: {worst}"
-    );
+    assert_close("layer-1 lens vs stored hidden state", &got, &want, 1e-4);
 
     let lens = logit_lens(&llm, &hs, 0, pos, &levels(), &|id| format!("t{id}"))?;
     assert_eq!(lens.layers.len(), 3);
@@ -181,12 +157,11 @@ fn lens_agrees_with_logits_and_with_stored_hidden_states() -> Result<()> {
     Ok(())
 }
 
-fn lens_modality(st: &safetensors::SafeTensors<'_>) -> Result<Vec<u8>> {
+fn lens_modality(st: &Arrays) -> Result<Vec<u8>> {
     Ok(st
-        .tensor("modality_indicators")?
-        .data()
-        .chunks_exact(8)
-        .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as u8)
+        .i64("modality_indicators")?
+        .into_iter()
+        .map(|m| m as u8)
         .collect())
 }
 
@@ -242,7 +217,7 @@ fn aggregation_matches_a_hand_computation() -> Result<()> {
 
 #[test]
 fn segment_bookkeeping_with_a_generated_description_is_exact() -> Result<()> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny-owl2");
+    let root = fixture("tiny-owl2");
     let m =
         biqa_model::Owl2::from_dir(&root, &Device::flex(), &biqa_model::LoadOptions::default())?;
     let image = root.join("images/coffee_96x64.png");
@@ -254,7 +229,7 @@ fn segment_bookkeeping_with_a_generated_description_is_exact() -> Result<()> {
     );
     // Describe prompt: 20 ids → 28 positions, the image at 4..13 (tiny-owl2 README).
     let tail = m
-        .tokenizer
+        .tokenizer()
         .encode(biqa_probes::owl2::CONCLUSION_PROMPT, false)
         .len();
     let names: Vec<(&str, usize, usize)> = seq

@@ -29,7 +29,7 @@
 
 use std::path::PathBuf;
 
-use biqa_model::{IMAGE_TOKEN_INDEX, Tokenizer};
+use biqa_model::{IMAGE_TOKEN_INDEX, PadFill, PaddingSide, Tokenizer, pad_rows};
 
 use crate::conversation::{IGNORE_INDEX, TokenizedSample};
 use crate::error::{Result, TrainError};
@@ -72,7 +72,8 @@ impl Batch {
 /// Collates samples as `DataCollatorForSupervisedDataset` does (see the [module docs](self)).
 ///
 /// # Errors
-/// [`TrainError::Input`] for an empty batch or a sample whose ids and labels differ in length.
+/// [`TrainError::EmptyBatch`] for an empty batch, [`TrainError::SampleLengths`] for a sample whose ids and labels
+/// differ in length.
 pub fn collate<'a>(
     samples: impl IntoIterator<Item = &'a TokenizedSample>,
     pad_id: u32,
@@ -80,15 +81,14 @@ pub fn collate<'a>(
 ) -> Result<Batch> {
     let samples: Vec<&TokenizedSample> = samples.into_iter().collect();
     if samples.is_empty() {
-        return Err(TrainError::Input("cannot collate an empty batch".into()));
+        return Err(TrainError::EmptyBatch);
     }
     if let Some(s) = samples.iter().find(|s| s.input_ids.len() != s.labels.len()) {
-        return Err(TrainError::Input(format!(
-            "sample {:?}: {} input ids but {} labels",
-            s.id,
-            s.input_ids.len(),
-            s.labels.len()
-        )));
+        return Err(TrainError::SampleLengths {
+            id: s.id.clone(),
+            input_ids: s.input_ids.len(),
+            labels: s.labels.len(),
+        });
     }
     let longest = samples.iter().map(|s| s.input_ids.len()).max().unwrap_or(0);
     let len = longest.min(model_max_length);
@@ -116,34 +116,7 @@ pub fn collate<'a>(
     })
 }
 
-/// One piece of an expanded row, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Segment {
-    /// Token ids to embed with `embed_tokens` (pad ids included).
-    Text(Vec<u32>),
-    /// The visual tokens of [`ExpandedBatch::images`]`[i]` (`image_tokens` positions).
-    Image(usize),
-    /// This many zero vectors (re-padding to the longest expanded row).
-    Zeros(usize),
-}
-
-impl Segment {
-    /// The number of positions the segment takes.
-    #[must_use]
-    pub fn len(&self, image_tokens: usize) -> usize {
-        match self {
-            Segment::Text(ids) => ids.len(),
-            Segment::Image(_) => image_tokens,
-            Segment::Zeros(n) => *n,
-        }
-    }
-
-    /// Whether the segment takes no position.
-    #[must_use]
-    pub fn is_empty(&self, image_tokens: usize) -> bool {
-        self.len(image_tokens) == 0
-    }
-}
+pub use biqa_model::Segment;
 
 /// The output of `prepare_inputs_labels_for_multimodal` on the host (see the [module docs](self)); tensors are
 /// row-major `[batch, len]`.
@@ -189,11 +162,17 @@ impl ExpandedBatch {
 /// `prepare_inputs_labels_for_multimodal` does (see the [module docs](self)).
 ///
 /// # Errors
-/// [`TrainError::Input`] when `image_tokens` is 0, a row has more than one placeholder, a row with a placeholder has
-/// no image, or an id is negative (other than −200) or beyond `u32`.
+/// [`TrainError::InvalidArgument`] when `image_tokens` is 0, [`TrainError::InconsistentBatch`] when the buffers do
+/// not fit the batch's shape, [`TrainError::ExtraImagePlaceholder`] when a row has more than one placeholder,
+/// [`TrainError::MissingImage`] when a row with a placeholder has no image, [`TrainError::InvalidTokenId`] when an
+/// id is negative (other than −200) or beyond `u32`.
 pub fn expand(batch: &Batch, image_tokens: usize) -> Result<ExpandedBatch> {
     if image_tokens == 0 {
-        return Err(TrainError::Input("image_tokens must be at least 1".into()));
+        return Err(TrainError::InvalidArgument {
+            name: "image_tokens",
+            value: image_tokens.to_string(),
+            reason: "must be at least 1",
+        });
     }
     let l = batch.len;
     let want = batch.batch * l;
@@ -202,14 +181,14 @@ pub fn expand(batch: &Batch, image_tokens: usize) -> Result<ExpandedBatch> {
         || batch.attention_mask.len() != want
         || batch.images.len() != batch.batch
     {
-        return Err(TrainError::Input(format!(
-            "inconsistent batch: {} rows of {l} but {} ids, {} labels, {} mask flags, {} images",
-            batch.batch,
-            batch.input_ids.len(),
-            batch.labels.len(),
-            batch.attention_mask.len(),
-            batch.images.len()
-        )));
+        return Err(TrainError::InconsistentBatch {
+            rows: batch.batch,
+            len: l,
+            input_ids: batch.input_ids.len(),
+            labels: batch.labels.len(),
+            mask: batch.attention_mask.len(),
+            images: batch.images.len(),
+        });
     }
     let mut rows = Vec::with_capacity(batch.batch);
     let mut images = Vec::new();
@@ -226,17 +205,17 @@ pub fn expand(batch: &Batch, image_tokens: usize) -> Result<ExpandedBatch> {
         for (&id, &label) in ids.iter().zip(labels) {
             if id == IMAGE_TOKEN_INDEX {
                 if seen_image {
-                    return Err(TrainError::Input(format!(
-                        "row {b} ({:?}): more than one image placeholder",
-                        batch.ids.get(b)
-                    )));
+                    return Err(TrainError::ExtraImagePlaceholder {
+                        row: b,
+                        id: batch.ids.get(b).cloned(),
+                    });
                 }
                 seen_image = true;
                 let Some(path) = &batch.images[b] else {
-                    return Err(TrainError::Input(format!(
-                        "row {b} ({:?}): an image placeholder but no image",
-                        batch.ids.get(b)
-                    )));
+                    return Err(TrainError::MissingImage {
+                        row: b,
+                        id: batch.ids.get(b).cloned(),
+                    });
                 };
                 if !text.is_empty() {
                     segments.push(Segment::Text(std::mem::take(&mut text)));
@@ -246,11 +225,10 @@ pub fn expand(batch: &Batch, image_tokens: usize) -> Result<ExpandedBatch> {
                 new_labels.resize(new_labels.len() + image_tokens, IGNORE_INDEX);
                 modality.resize(modality.len() + image_tokens, 1);
             } else {
-                let token = u32::try_from(id).map_err(|_| {
-                    TrainError::Input(format!(
-                        "row {b} ({:?}): invalid token id {id}",
-                        batch.ids.get(b)
-                    ))
+                let token = u32::try_from(id).map_err(|_| TrainError::InvalidTokenId {
+                    row: b,
+                    id: batch.ids.get(b).cloned(),
+                    token: id,
                 })?;
                 text.push(token);
                 new_labels.push(label);
@@ -268,12 +246,9 @@ pub fn expand(batch: &Batch, image_tokens: usize) -> Result<ExpandedBatch> {
     let mut labels = Vec::with_capacity(batch.batch * len);
     let mut modality = Vec::with_capacity(batch.batch * len);
     let mut attention_mask = Vec::with_capacity(batch.batch * len);
-    for (b, segments) in rows.iter_mut().enumerate() {
+    let repads = pad_rows(&mut rows, image_tokens, PaddingSide::Right, PadFill::Zeros);
+    for (b, &repad) in repads.iter().enumerate() {
         let row_len = row_labels[b].len();
-        let repad = len - row_len;
-        if repad > 0 {
-            segments.push(Segment::Zeros(repad));
-        }
         labels.extend_from_slice(&row_labels[b]);
         labels.resize(labels.len() + repad, IGNORE_INDEX);
         modality.extend_from_slice(&row_modality[b]);

@@ -4,16 +4,17 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use biqa_checkpoint::Checkpoint;
+use biqa_checkpoint::{Checkpoint, DEFAULT_SHARD_BYTES, TensorEntry, write_sharded};
 use burn::module::{Module, ParamId};
-use burn::tensor::{Tensor, TensorData};
-use safetensors::{Dtype, SafeTensors, View};
+use burn::tensor::{DType, Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
-use crate::model::{ModelAssets, Owl2Train, merge_lora};
 use crate::optim::{AdamState, AdamW};
-use crate::params::{ParamLayout, ParamUpdater, param_infos, param_values};
+use crate::params::{ParamUpdater, param_infos, param_values};
+use biqa_model::pipeline::PROMPTS_FILE;
+use biqa_model::{Owl2Assets, Owl2Net, PipelinePrompts};
 
 /// Progress saved with a checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,30 +36,13 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
     }
 }
 
-struct F32View<'a> {
-    shape: Vec<usize>,
-    bytes: std::borrow::Cow<'a, [u8]>,
-}
-
-impl View for &F32View<'_> {
-    fn dtype(&self) -> Dtype {
-        Dtype::F32
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
-        self.bytes.clone()
-    }
-    fn data_len(&self) -> usize {
-        self.bytes.len()
-    }
-}
-
 fn host(t: Tensor<1>) -> Result<Vec<f32>> {
     t.into_data()
         .try_to_vec::<f32>()
-        .map_err(|e| TrainError::Input(format!("reading a parameter: {e:?}")))
+        .map_err(|source| TrainError::HostRead {
+            what: "a parameter",
+            source,
+        })
 }
 
 /// Writes named f32 tensors as one safetensors file, atomically (a temporary file renamed into place).
@@ -69,28 +53,7 @@ pub fn write_tensors(
     path: &Path,
     tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>,
 ) -> Result<()> {
-    let views: Vec<(String, F32View<'_>)> = tensors
-        .iter()
-        .map(|(n, (shape, v))| {
-            let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-            (
-                n.clone(),
-                F32View {
-                    shape: shape.clone(),
-                    bytes: std::borrow::Cow::Owned(bytes),
-                },
-            )
-        })
-        .collect();
-    let refs: Vec<(&str, &F32View<'_>)> = views.iter().map(|(n, v)| (n.as_str(), v)).collect();
-    let mut meta = HashMap::new();
-    meta.insert("format".to_owned(), "pt".to_owned());
-    let tmp = path.with_extension("safetensors.tmp");
-    safetensors::serialize_to_file(refs, Some(meta), &tmp).map_err(|e| TrainError::Data {
-        path: tmp.clone(),
-        reason: e.to_string(),
-    })?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    Ok(biqa_checkpoint::write_f32_file(path, tensors)?)
 }
 
 /// Named host tensors: name → (shape, row-major f32 values).
@@ -124,10 +87,10 @@ pub fn read_tensors(path: &Path) -> Result<HostTensors> {
     Ok(out)
 }
 
-/// Saves a training checkpoint into `dir` (created as `dir.tmp` and renamed when complete, so an interrupted
-/// write never replaces or corrupts an earlier checkpoint): `params.safetensors` (every parameter, LoRA factors
-/// included, by checkpoint name in the module's layout), `optimizer.safetensors` (`exp_avg/…`, `exp_avg_sq/…`) and
-/// `state.json` (progress and per-parameter step counts).
+/// Saves a training checkpoint into `dir` (built under a temporary name beside it and renamed when complete,
+/// [`biqa_core::AtomicDir`], so an interrupted write never replaces or corrupts an earlier checkpoint):
+/// `params.safetensors` (every parameter, LoRA factors included, by checkpoint name in the module's layout),
+/// `optimizer.safetensors` (`exp_avg/…`, `exp_avg_sq/…`) and `state.json` (progress and per-parameter step counts).
 ///
 /// # Errors
 /// I/O errors (named).
@@ -137,11 +100,8 @@ pub fn save_checkpoint<M: Module>(
     opt: &AdamW,
     progress: &Progress,
 ) -> Result<()> {
-    let tmp = dir.with_extension("tmp");
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
-    }
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    let staging = biqa_core::AtomicDir::new(dir)?;
+    let tmp = staging.path();
     let infos = param_infos(model);
     let values = param_values(model);
     let mut params = BTreeMap::new();
@@ -173,10 +133,7 @@ pub fn save_checkpoint<M: Module>(
         serde_json::to_vec_pretty(&state).unwrap_or_default(),
     )
     .map_err(io(&state_path))?;
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(io(dir))?;
-    }
-    std::fs::rename(&tmp, dir).map_err(io(dir))
+    Ok(staging.commit()?)
 }
 
 /// Loads a checkpoint written by [`save_checkpoint`] into `model` (which must have the same parameters: the same
@@ -245,33 +202,24 @@ pub fn load_checkpoint<M: Module>(dir: &Path, model: M, opt: &mut AdamW) -> Resu
 }
 
 /// Writes the model as a checkpoint directory like the one it was loaded from: LoRA merged, every parameter in
-/// the checkpoint's name and layout (f32 `model.safetensors`), the source's buffers (position tables, `inv_freq`)
-/// copied, and its config, tokenizer, generation and preprocessor files copied. Written as `out.tmp`, then
-/// renamed.
+/// the checkpoint's name and layout ([`Owl2Net::checkpoint_tensors`], f32, through biqa-checkpoint's sharded
+/// writer: `model.safetensors`, or shards and an index past 2 GB), the source's buffers (position tables,
+/// `inv_freq`) copied, its config, tokenizer, generation and preprocessor files copied, and the pipeline prompts it
+/// was trained with ([`PROMPTS_FILE`]). Written under a temporary name beside `out`, then renamed
+/// ([`biqa_core::AtomicDir`]).
 ///
 /// # Errors
 /// I/O errors or an unreadable source checkpoint (named).
-pub fn export_model(model: &Owl2Train, assets: &ModelAssets, out: &Path) -> Result<PathBuf> {
-    let merged = merge_lora(model.valid());
-    let tmp = out.with_extension("tmp");
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
-    }
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-    let values = param_values(&merged);
-    let mut tensors = BTreeMap::new();
-    for p in param_infos(&merged) {
-        let (mut shape, v) = p
-            .layout
-            .to_checkpoint(&host(values[&p.id].clone())?, &p.shape);
-        if p.layout == ParamLayout::PatchMatrix
-            && let Some(vm) = &merged.vision_model
-        {
-            let c = &vm.config;
-            shape = vec![c.hidden_size, c.num_channels, c.patch_size, c.patch_size];
-        }
-        tensors.insert(p.name, (shape, v));
-    }
+pub fn export_model(
+    model: &Owl2Net,
+    assets: &Owl2Assets,
+    prompts: &PipelinePrompts,
+    out: &Path,
+) -> Result<PathBuf> {
+    let merged = model.valid().merge_lora();
+    let staging = biqa_core::AtomicDir::new(out)?;
+    let tmp = staging.path();
+    let mut tensors = merged.checkpoint_tensors()?;
     let source = Checkpoint::open(&assets.dir)?;
     let names: Vec<String> = source.names().map(str::to_owned).collect();
     for name in names {
@@ -280,7 +228,26 @@ pub fn export_model(model: &Owl2Train, assets: &ModelAssets, out: &Path) -> Resu
             slot.insert((shape, v));
         }
     }
-    write_tensors(&tmp.join("model.safetensors"), &tensors)?;
+    drop(merged);
+    let entries: Vec<TensorEntry> = tensors
+        .iter()
+        .map(|(name, (shape, _))| TensorEntry {
+            name: name.clone(),
+            shape: shape.clone(),
+            dtype: DType::F32,
+        })
+        .collect();
+    write_sharded(
+        tmp,
+        &out.display().to_string(),
+        &entries,
+        |name| {
+            let (shape, v) = tensors.remove(name).unwrap_or_default();
+            Ok(TensorData::new(v, shape))
+        },
+        DEFAULT_SHARD_BYTES,
+    )?;
+    biqa_core::write_bytes_atomic(&tmp.join(PROMPTS_FILE), prompts.to_json().as_bytes())?;
     for f in [
         "config.json",
         "generation_config.json",
@@ -295,9 +262,6 @@ pub fn export_model(model: &Owl2Train, assets: &ModelAssets, out: &Path) -> Resu
             std::fs::copy(&src, tmp.join(f)).map_err(io(&src))?;
         }
     }
-    if out.exists() {
-        std::fs::remove_dir_all(out).map_err(io(out))?;
-    }
-    std::fs::rename(&tmp, out).map_err(io(out))?;
+    staging.commit()?;
     Ok(out.to_owned())
 }

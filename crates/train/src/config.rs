@@ -8,7 +8,7 @@ use crate::conversation::{MaskingVariant, Template};
 use crate::error::{Result, TrainError};
 use crate::optim::{AdamWConfig, Schedule};
 use crate::policy::TrainablePolicy;
-use crate::recipe::Recipe;
+use crate::recipe::{Recipe, StageKind};
 
 /// Where the conversations come from. Relative paths are relative to the config file.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -199,40 +199,57 @@ impl TrainConfig {
     /// Checks the values.
     ///
     /// # Errors
-    /// A zero batch size or accumulation, a non-positive learning rate, ε outside [0, 1), a stage without steps,
-    /// or missing data files for the recipe.
+    /// [`TrainError::InvalidSetting`] naming the key for a zero batch size or accumulation, a non-positive learning
+    /// rate, ε or a warmup ratio outside [0, 1), or a stage without steps; [`TrainError::MissingData`] for missing
+    /// data files for the recipe.
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(TrainError::Input(m));
-        if self.batch_size == 0 || self.grad_accumulation == 0 {
-            return bad("batch_size and grad_accumulation must be at least 1".into());
+        let bad = |key: &'static str, value: String, reason: &'static str| {
+            Err(TrainError::InvalidSetting { key, value, reason })
+        };
+        if self.batch_size == 0 {
+            return bad("batch_size", "0".into(), "must be at least 1");
+        }
+        if self.grad_accumulation == 0 {
+            return bad("grad_accumulation", "0".into(), "must be at least 1");
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return bad(format!("lr must be positive, got {}", self.lr));
+            return bad("lr", self.lr.to_string(), "must be positive and finite");
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
-            return bad(format!(
-                "label_smoothing must lie in [0, 1), got {}",
-                self.label_smoothing
-            ));
+            return bad(
+                "label_smoothing",
+                self.label_smoothing.to_string(),
+                "must lie in [0, 1)",
+            );
         }
         if !(0.0..1.0).contains(&self.warmup_ratio) {
-            return bad(format!(
-                "warmup_ratio must lie in [0, 1), got {}",
-                self.warmup_ratio
-            ));
+            return bad(
+                "warmup_ratio",
+                self.warmup_ratio.to_string(),
+                "must lie in [0, 1)",
+            );
         }
-        if self.recipe.stages().iter().any(|s| s.1 == 0) {
-            return bad("every stage needs at least one step".into());
+        if let Some((kind, _)) = self.recipe.stages().into_iter().find(|s| s.1 == 0) {
+            let key = match kind {
+                StageKind::OneStage => "recipe.steps",
+                StageKind::Stage1 => "recipe.stage1_steps",
+                StageKind::Stage2 => "recipe.stage2_steps",
+            };
+            return bad(key, "0".into(), "every stage needs at least one step");
         }
         let d = &self.data;
         match self.recipe {
-            Recipe::OneStage { .. } if d.one_stage.is_none() => {
-                bad("the one-stage recipe needs data.one_stage".into())
-            }
+            Recipe::OneStage { .. } if d.one_stage.is_none() => Err(TrainError::MissingData {
+                recipe: "one-stage",
+                needs: "data.one_stage",
+            }),
             Recipe::TwoStage { .. }
                 if d.one_stage.is_none() && (d.stage1.is_none() || d.stage2.is_none()) =>
             {
-                bad("the two-stage recipe needs data.stage1 and data.stage2, or data.one_stage to derive them".into())
+                Err(TrainError::MissingData {
+                    recipe: "two-stage",
+                    needs: "data.stage1 and data.stage2, or data.one_stage to derive them",
+                })
             }
             _ => Ok(()),
         }

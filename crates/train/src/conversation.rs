@@ -46,7 +46,7 @@ use biqa_model::{Conversation, IMAGE_PLACEHOLDER, IMAGE_TOKEN_INDEX, Tokenizer, 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::{Result, TrainError};
+use crate::error::{RecordProblem, Result, TrainError};
 
 /// The label of positions that are not supervised (`IGNORE_INDEX`).
 pub const IGNORE_INDEX: i64 = -100;
@@ -403,28 +403,27 @@ pub fn preprocess_multimodal(turns: &[Turn]) -> Vec<Turn> {
 
 /// The turns `preprocess_v1` renders: a first turn not from `human` is dropped; the rest must alternate `human` /
 /// `gpt` starting with `human`.
-fn checked_turns(turns: &[Turn]) -> std::result::Result<&[Turn], String> {
+fn checked_turns(turns: &[Turn]) -> std::result::Result<&[Turn], RecordProblem> {
     let role_index = |t: &Turn, j: usize| match t.from.as_str() {
         HUMAN => Ok(0),
         GPT => Ok(1),
-        other => Err(format!(
-            "turn {j}: unknown role {other:?} (expected \"{HUMAN}\" or \"{GPT}\")"
-        )),
+        other => Err(RecordProblem::UnknownRole {
+            turn: j,
+            role: other.to_owned(),
+        }),
     };
     let Some(first) = turns.first() else {
-        return Err("empty `conversations`".into());
+        return Err(RecordProblem::EmptyConversations);
     };
     let skip = usize::from(role_index(first, 0)? != 0);
     let rest = &turns[skip..];
     for (j, t) in rest.iter().enumerate() {
         if role_index(t, j + skip)? != j % 2 {
-            return Err(format!(
-                "turn {}: expected a {} turn, found {:?} (turns must alternate {HUMAN}/{GPT}, starting with \
-                 {HUMAN})",
-                j + skip,
-                if j % 2 == 0 { HUMAN } else { GPT },
-                t.from
-            ));
+            return Err(RecordProblem::RoleOrder {
+                turn: j + skip,
+                expected: if j % 2 == 0 { HUMAN } else { GPT },
+                found: t.from.clone(),
+            });
         }
     }
     Ok(rest)
@@ -433,16 +432,19 @@ fn checked_turns(turns: &[Turn]) -> std::result::Result<&[Turn], String> {
 /// The prompt `preprocess_v1` tokenises for `record` (see the [module docs](self)).
 ///
 /// # Errors
-/// [`TrainError::Input`] naming the record for bad role order or unknown roles.
+/// [`TrainError::Record`] naming the record for bad role order or unknown roles.
 pub fn prompt(record: &ConversationRecord, template: Template) -> Result<String> {
-    prompt_text(record, template)
-        .map_err(|reason| TrainError::Input(format!("record {:?}: {reason}", record.id)))
+    prompt_text(record, template).map_err(|problem| TrainError::Record {
+        index: None,
+        id: record.id.clone(),
+        problem,
+    })
 }
 
 fn prompt_text(
     record: &ConversationRecord,
     template: Template,
-) -> std::result::Result<String, String> {
+) -> std::result::Result<String, RecordProblem> {
     let turns = if record.image.is_some() {
         preprocess_multimodal(&record.conversations)
     } else {
@@ -542,7 +544,7 @@ pub fn mask_labels(
 /// `index` is the record's position in its file.
 ///
 /// # Errors
-/// [`TrainError::Input`] naming the record for bad role order, unknown roles, or more than one `<|image|>` after
+/// [`TrainError::Record`] naming the record for bad role order, unknown roles, or more than one `<|image|>` after
 /// `preprocess_multimodal` (the original would take the next sample's image for the second one).
 pub fn tokenize_record(
     tokenizer: &Tokenizer,
@@ -550,8 +552,10 @@ pub fn tokenize_record(
     index: usize,
     options: &TokenizeOptions,
 ) -> Result<TokenizedSample> {
-    tokenize(tokenizer, record, index, options).map_err(|reason| {
-        TrainError::Input(format!("record {index} (id {:?}): {reason}", record.id))
+    tokenize(tokenizer, record, index, options).map_err(|problem| TrainError::Record {
+        index: Some(index),
+        id: record.id.clone(),
+        problem,
     })
 }
 
@@ -560,7 +564,7 @@ fn tokenize(
     record: &ConversationRecord,
     index: usize,
     options: &TokenizeOptions,
-) -> std::result::Result<TokenizedSample, String> {
+) -> std::result::Result<TokenizedSample, RecordProblem> {
     let text = prompt_text(record, options.template)?;
     let has_image = record.image.is_some();
     let mut truncated = false;
@@ -592,10 +596,7 @@ fn tokenize(
         .filter(|&&id| id == IMAGE_TOKEN_INDEX)
         .count();
     if n_images > 1 {
-        return Err(format!(
-            "{n_images} {IMAGE_PLACEHOLDER} placeholders after preprocess_multimodal (in {n_images} turns); one \
-             image per sample is supported"
-        ));
+        return Err(RecordProblem::ImagePlaceholders { count: n_images });
     }
     let (labels, mismatch) = mask_labels(
         tokenizer,
@@ -636,10 +637,10 @@ pub fn tokenize_records(
     let mut samples = Vec::with_capacity(records.len());
     let mut skipped = Vec::new();
     for (index, record) in records.iter().enumerate() {
-        let sample = tokenize(tokenizer, record, index, options).map_err(|reason| {
+        let sample = tokenize(tokenizer, record, index, options).map_err(|problem| {
             data_error(
                 path,
-                format!("record {index} (id {:?}): {reason}", record.id),
+                format!("record {index} (id {:?}): {problem}", record.id),
             )
         })?;
         if sample.mismatch.is_some() {

@@ -24,14 +24,15 @@ pub mod recipe;
 pub mod trainer;
 
 pub use batch::{Batch, ExpandedBatch, Segment, collate, expand, pad_id};
+pub use biqa_model::{Owl2Assets, Owl2Net};
 pub use config::{DataConfig, EvalConfig, InstabilityConfig, TrainConfig};
 pub use conversation::{
     IGNORE_INDEX, MaskingVariant, Mismatch, Template, TokenizeOptions, TokenizedDataset,
     TokenizedSample, load_dataset, read_records,
 };
-pub use error::{Result, TrainError};
+pub use error::{AnswerProblem, RecordProblem, Result, TrainError};
 pub use loss::label_smoothed_nll;
-pub use model::{ModelAssets, Owl2Train, TrainOutput, merge_lora};
+pub use model::{ForwardLoss, TrainOutput, load_model};
 pub use optim::{AdamW, AdamWConfig, DecayExclusion, Schedule, clip_grad_norm, global_grad_norm};
 pub use params::{ParamInfo, ParamLayout, param_infos, trainable_count};
 pub use policy::{LoraConfig, ParamCounts, TrainablePolicy};

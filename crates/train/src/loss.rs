@@ -17,25 +17,27 @@ use crate::error::{Result, TrainError};
 pub fn label_smoothed_nll(logits: Tensor<2>, targets: &[u32], epsilon: f64) -> Result<Tensor<1>> {
     let [n, c] = logits.dims();
     if n == 0 || targets.is_empty() {
-        return Err(TrainError::Input(
-            "the batch has no supervised token (every label is -100)".into(),
-        ));
+        return Err(TrainError::NoSupervisedToken);
     }
     if targets.len() != n {
-        return Err(TrainError::Input(format!(
-            "{} targets for {n} logit rows",
-            targets.len()
-        )));
+        return Err(TrainError::BatchShape {
+            expected: n,
+            found: targets.len(),
+            what: "targets (one per logit row)",
+        });
     }
     if let Some(&bad) = targets.iter().find(|&&t| t as usize >= c) {
-        return Err(TrainError::Input(format!(
-            "target id {bad} is outside the vocabulary of {c}"
-        )));
+        return Err(TrainError::TargetOutOfVocab {
+            target: bad,
+            vocab: c,
+        });
     }
     if !(0.0..=1.0).contains(&epsilon) {
-        return Err(TrainError::Input(format!(
-            "label smoothing must lie in [0, 1], got {epsilon}"
-        )));
+        return Err(TrainError::InvalidArgument {
+            name: "epsilon (label smoothing)",
+            value: epsilon.to_string(),
+            reason: "must lie in [0, 1]",
+        });
     }
     let device = logits.device();
     let logp = log_softmax(logits.cast(burn::tensor::FloatDType::F32), 1);

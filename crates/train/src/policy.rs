@@ -4,7 +4,7 @@
 //! LoRA is PEFT's `lora.Linear`: each target projection computes `x·W + scale·(dropout(x)·A)·B` with
 //! `scale = α / r`, A `[d_in, r]` from PEFT's default `kaiming_uniform_(a=√5)` (U(−1/√d_in, 1/√d_in)), B `[r, d_out]`
 //! = 0 (see [`biqa_decoder::layers::LoraBranch`]). Dropout acts in training mode on the autodiff device only;
-//! [`crate::merge_lora`] folds `scale·A·B` into W for scoring and export.
+//! [`Owl2Net::merge_lora`] folds `scale·A·B` into W for scoring and export.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -16,8 +16,8 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
-use crate::model::Owl2Train;
 use crate::params::{ParamInfo, param_infos};
+use biqa_model::Owl2Net;
 
 /// LoRA adapters (PEFT semantics for the targets: a module is adapted when its name equals a target or ends with
 /// `.` + target; only the LLM's linear layers are candidates, as in `find_all_linear_names`, which skips the
@@ -116,24 +116,30 @@ impl TrainablePolicy {
     ///
     /// # Errors
     /// A LoRA dropout outside `[0, 1)`, a rank of 0, a non-finite α, or targets that match no LLM linear layer.
-    pub fn apply(&self, model: Owl2Train) -> Result<Owl2Train> {
+    pub fn apply(&self, model: Owl2Net) -> Result<Owl2Net> {
         let infos = param_infos(&model);
         let mut model = model;
         if let Some(lora) = &self.lora {
             if !(lora.dropout.is_finite() && (0.0..1.0).contains(&lora.dropout)) {
-                return Err(TrainError::Input(format!(
-                    "LoRA dropout must be in [0, 1), got {}",
-                    lora.dropout
-                )));
+                return Err(TrainError::InvalidSetting {
+                    key: "trainable.lora.dropout",
+                    value: lora.dropout.to_string(),
+                    reason: "must be in [0, 1)",
+                });
             }
             if lora.rank == 0 {
-                return Err(TrainError::Input("LoRA rank must be at least 1".into()));
+                return Err(TrainError::InvalidSetting {
+                    key: "trainable.lora.rank",
+                    value: lora.rank.to_string(),
+                    reason: "must be at least 1",
+                });
             }
             if !lora.alpha.is_finite() {
-                return Err(TrainError::Input(format!(
-                    "LoRA alpha must be finite, got {}",
-                    lora.alpha
-                )));
+                return Err(TrainError::InvalidSetting {
+                    key: "trainable.lora.alpha",
+                    value: lora.alpha.to_string(),
+                    reason: "must be finite",
+                });
             }
             let mut attached = 0;
             for (name, projection) in model.llm.projections_mut() {
@@ -143,10 +149,9 @@ impl TrainablePolicy {
                 }
             }
             if attached == 0 {
-                return Err(TrainError::Input(format!(
-                    "the LoRA targets {:?} match no linear layer of the LLM",
-                    lora.targets
-                )));
+                return Err(TrainError::LoraTargetsUnmatched {
+                    targets: lora.targets.clone(),
+                });
             }
         }
         let (train, freeze): (Vec<&ParamInfo>, Vec<&ParamInfo>) = infos

@@ -5,10 +5,10 @@
 use biqa_data::{
     ConversationRecord, IMAGE_TOKEN, STAGE1_PROMPT, STAGE2_PROMPT, STAGE2_QUESTION, Turn,
 };
-use biqa_metrics::{Level, LevelParser};
+use biqa_metrics::Level;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, TrainError};
+use crate::error::{AnswerProblem, RecordProblem, Result, TrainError};
 
 /// A training recipe with its step budget (optimiser steps).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,61 +73,26 @@ impl Recipe {
     }
 }
 
-/// Splits a Q-Pathway-style answer into `(description, conclusion)`.
-///
-/// The rule: the text is cut into sentences (ending in `.`, `!` or `?` followed by white space or the end); the
-/// **conclusion is the last sentence that states a quality level** (one of excellent / good / fair / poor / bad,
-/// not negated, read by [`LevelParser::strict`]); the description is every other sentence, in order. Returns the
-/// level too.
+/// Splits a Q-Pathway-style answer into `(description, conclusion, level)` by [`biqa_metrics::split_conclusion`]'s
+/// rule (the conclusion is the last sentence that states a quality level; the description is every other
+/// sentence, in order).
 ///
 /// # Errors
-/// No sentence states a level, or nothing is left for the description.
+/// [`TrainError::UnsplittableAnswer`] when no sentence states a level, or nothing is left for the description.
 pub fn split_answer(answer: &str) -> Result<(String, String, Level)> {
-    let sentences = sentences(answer);
-    let parser = LevelParser::strict();
-    let (idx, level) = sentences
-        .iter()
-        .enumerate()
-        .rev()
-        .find_map(|(i, s)| parser.parse(s).map(|l| (i, l)))
-        .ok_or_else(|| {
-            TrainError::Input(format!("no sentence states a quality level in {answer:?}"))
-        })?;
-    let description: Vec<&str> = sentences
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != idx)
-        .map(|(_, s)| s.as_str())
-        .collect();
-    if description.is_empty() {
-        return Err(TrainError::Input(format!(
-            "the answer {answer:?} is only a conclusion: nothing to describe"
-        )));
-    }
-    Ok((description.join(" "), sentences[idx].clone(), level))
+    split(answer).map_err(|problem| TrainError::UnsplittableAnswer {
+        answer: answer.to_owned(),
+        problem,
+    })
 }
 
-fn sentences(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let chars: Vec<char> = text.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
-        cur.push(c);
-        let end =
-            matches!(c, '.' | '!' | '?') && chars.get(i + 1).is_none_or(|n| n.is_whitespace());
-        if end {
-            let s = cur.trim();
-            if !s.is_empty() {
-                out.push(s.to_owned());
-            }
-            cur.clear();
-        }
+fn split(answer: &str) -> std::result::Result<(String, String, Level), AnswerProblem> {
+    let (description, conclusion, level) =
+        biqa_metrics::split_conclusion(answer).ok_or(AnswerProblem::NoLevelStated)?;
+    if description.is_empty() {
+        return Err(AnswerProblem::OnlyConclusion);
     }
-    let s = cur.trim();
-    if !s.is_empty() {
-        out.push(s.to_owned());
-    }
-    out
+    Ok((description, conclusion, level))
 }
 
 /// Derives the two stages' records from one-stage records (image + question → description + conclusion):
@@ -135,7 +100,7 @@ fn sentences(text: &str) -> Vec<String> {
 /// quality (the prompts of [`biqa_data`]'s synthetic set). Multi-turn records keep only their first exchange.
 ///
 /// # Errors
-/// A record without an image or answer, or whose answer [`split_answer`] cannot split (the record is named).
+/// [`TrainError::Record`] for a record without an image or answer, or whose answer [`split_answer`] cannot split.
 pub fn two_stage_records(
     records: &[ConversationRecord],
 ) -> Result<(Vec<ConversationRecord>, Vec<ConversationRecord>)> {
@@ -146,19 +111,25 @@ pub fn two_stage_records(
         value,
     };
     for (i, r) in records.iter().enumerate() {
+        let bad = |problem| TrainError::Record {
+            index: Some(i),
+            id: r.id.clone(),
+            problem,
+        };
         let answer = r
             .conversations
             .iter()
             .find(|t| t.from == "gpt")
-            .ok_or_else(|| TrainError::Input(format!("record {i} ({:?}) has no answer", r.id)))?;
+            .ok_or_else(|| bad(RecordProblem::NoAnswer))?;
         if r.image.is_none() {
-            return Err(TrainError::Input(format!(
-                "record {i} ({:?}) has no image: it cannot give a stage-1 sample",
-                r.id
-            )));
+            return Err(bad(RecordProblem::NoImage));
         }
-        let (description, conclusion, _) = split_answer(&answer.value)
-            .map_err(|e| TrainError::Input(format!("record {i} ({:?}): {e}", r.id)))?;
+        let (description, conclusion, _) = split(&answer.value).map_err(|problem| {
+            bad(RecordProblem::Answer {
+                answer: answer.value.clone(),
+                problem,
+            })
+        })?;
         s1.push(ConversationRecord {
             id: r.id.clone(),
             image: r.image.clone(),

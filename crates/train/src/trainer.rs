@@ -19,10 +19,11 @@ use crate::conversation::{
     DEFAULT_MODEL_MAX_LENGTH, TokenizeOptions, TokenizedSample, read_records, tokenize_records,
 };
 use crate::error::{Result, TrainError};
-use crate::model::{ModelAssets, Owl2Train};
+use crate::model::{ForwardLoss, load_model};
 use crate::optim::{AdamW, Schedule, clip_grad_norm, global_grad_norm};
 use crate::params::{FlatGrad, collect_grads, trainable_count};
 use crate::recipe::{StageKind, two_stage_records};
+use biqa_model::{Owl2, Owl2Assets, Owl2Net, PipelinePrompts};
 
 /// One optimiser step, as logged (`metrics.jsonl` / `metrics.csv`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,7 +110,7 @@ fn sample_index(n: usize, seed: u64, stage: usize, position: usize) -> usize {
 /// The samples of each stage.
 fn stage_samples(
     config: &TrainConfig,
-    assets: &ModelAssets,
+    assets: &Owl2Assets,
     observer: &mut dyn Observer,
 ) -> Result<Vec<(StageKind, usize, Vec<TokenizedSample>)>> {
     let options = TokenizeOptions {
@@ -165,7 +166,7 @@ fn stage_samples(
                         },
                     ),
                     _ => {
-                        return Err(TrainError::Input(format!("no data for {}", kind.name())));
+                        return Err(TrainError::NoStageData { stage: kind.name() });
                     }
                 }
             }
@@ -263,7 +264,7 @@ pub struct Evaluation {
 ///
 /// # Errors
 /// Unreadable records or images, or fewer than two images.
-pub fn evaluate(model: &Owl2Train, assets: &ModelAssets, eval: &EvalConfig) -> Result<Evaluation> {
+pub fn evaluate(model: &Owl2Net, assets: &Owl2Assets, eval: &EvalConfig) -> Result<Evaluation> {
     let records = read_records(&eval.data)?;
     let mut paths = Vec::new();
     let mut mos = Vec::new();
@@ -287,8 +288,9 @@ pub fn evaluate(model: &Owl2Train, assets: &ModelAssets, eval: &EvalConfig) -> R
             reason: "the validation set needs at least two images with image and gt_score".into(),
         });
     }
-    let owl = crate::model::merge_lora(model.valid()).into_owl2(assets);
-    let scorer = Scorer::new(&owl.tokenizer, ScoringPrompt::Qalign, None)?;
+    // The same network type, outside autodiff with LoRA folded in (a copy: training goes on with the original).
+    let owl = Owl2::from_parts(model.valid().merge_lora(), assets.clone());
+    let scorer = Scorer::new(owl.tokenizer(), ScoringPrompt::Qalign, None)?;
     let scores = owl.score_paths(&paths, &scorer, 8, |_| {})?;
     let pred: Vec<f64> = scores.iter().map(|s| s.score).collect();
     let srcc = biqa_metrics::srcc(&pred, &mos).unwrap_or(f64::NAN);
@@ -296,7 +298,7 @@ pub fn evaluate(model: &Owl2Train, assets: &ModelAssets, eval: &EvalConfig) -> R
     let instability = match &eval.instability {
         Some(ic) if ic.images > 0 && ic.samples > 0 && ic.sessions > 0 => {
             let parser = biqa_metrics::LevelParser::default();
-            let eos = vec![owl.tokenizer.eos_id()];
+            let eos = vec![owl.tokenizer().eos_id()];
             let mut sessions = Vec::with_capacity(ic.sessions);
             for s in 0..ic.sessions {
                 let mut per_image = Vec::new();
@@ -381,16 +383,11 @@ pub fn train_data_parallel(
     resume: bool,
     observer: &mut dyn Observer,
 ) -> Result<TrainReport> {
-    let device = devices
-        .first()
-        .ok_or_else(|| TrainError::Input("no device to train on".into()))?;
+    let device = devices.first().ok_or(TrainError::NoDevice)?;
     config.validate()?;
     let ad = device.clone().autodiff();
-    let (model, assets) = Owl2Train::from_dir(&config.model, &ad)?;
-    let image_tokens = model
-        .visual_abstractor
-        .as_ref()
-        .map_or(0, |a| a.config.num_queries + 1);
+    let (model, assets) = load_model(&config.model, &ad)?;
+    let image_tokens = model.image_tokens().unwrap_or(0);
     // LoRA factors are drawn from the device's generator: seed it for reproducible runs.
     let mut model = {
         let _draws = crate::policy::seed_generator(&ad, config.seed);
@@ -452,7 +449,7 @@ pub fn train_data_parallel(
         .unwrap_or(DEFAULT_MODEL_MAX_LENGTH);
     let preprocessor = assets.preprocessor.clone();
     let total_steps = config.recipe.total_steps();
-    let mut replicas: Vec<(Owl2Train, Device)> = devices
+    let mut replicas: Vec<(Owl2Net, Device)> = devices
         .iter()
         .map(|d| {
             let d = d.clone().autodiff();
@@ -484,7 +481,7 @@ pub fn train_data_parallel(
             // M = replicas × accumulation; replica r takes the micro-batches m ≡ r (mod replicas).
             let micro_total = config.grad_accumulation * replicas.len();
             let global_step = progress.global_step;
-            let work = |r: usize, replica: &Owl2Train, device: &Device| -> Result<MicroResult> {
+            let work = |r: usize, replica: &Owl2Net, device: &Device| -> Result<MicroResult> {
                 let mut acc = MicroResult::default();
                 for micro in (r..micro_total).step_by(replicas.len()) {
                     let first = (step * micro_total + micro) * config.batch_size;
@@ -550,10 +547,10 @@ pub fn train_data_parallel(
                         .collect();
                     handles
                         .into_iter()
-                        .map(|h| {
-                            h.join().unwrap_or_else(|_| {
-                                Err(TrainError::Input("a data-parallel replica panicked".into()))
-                            })
+                        .enumerate()
+                        .map(|(replica, h)| {
+                            h.join()
+                                .unwrap_or_else(|_| Err(TrainError::ReplicaPanicked { replica }))
                         })
                         .collect()
                 })
@@ -692,7 +689,8 @@ pub fn train_data_parallel(
             }
         }
     }
-    let final_model = export_model(&model, &assets, &out.join("final"))?;
+    let prompts = PipelinePrompts::synthetic(config.data.template.conversation());
+    let final_model = export_model(&model, &assets, &prompts, &out.join("final"))?;
     observer.on_message(&format!("final model: {}", final_model.display()));
     Ok(TrainReport {
         steps: logs,

@@ -7,53 +7,29 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, ensure};
 use biqa_data::{ConversationRecord, Turn};
 use biqa_model::Tokenizer;
+use biqa_testkit::{Arrays, fixture, read_json};
 use biqa_train::batch::{Segment, collate, expand, pad_id};
 use biqa_train::conversation::{
     MaskingVariant, Template, TokenizeOptions, load_dataset, prompt, read_records, tokenize_record,
 };
 use biqa_train::{IGNORE_INDEX, TrainError};
-use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
-
 fn train_step() -> PathBuf {
-    fixtures().join("train-step")
+    fixture("train-step")
 }
 
 fn tokenizer() -> Result<Tokenizer> {
-    Ok(Tokenizer::from_dir(fixtures().join("tiny-owl2"))?)
+    Ok(Tokenizer::from_dir(fixture("tiny-owl2"))?)
 }
 
-/// Every int64 tensor of a safetensors file, by name.
+/// Every integer tensor of a safetensors file, by name.
 fn int_tensors(path: &Path) -> Result<std::collections::HashMap<String, Vec<i64>>> {
-    let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
-    let st = SafeTensors::deserialize(&bytes)?;
-    let mut out = std::collections::HashMap::new();
-    for (name, view) in st.tensors() {
-        if view.dtype() != Dtype::I64 {
-            continue;
-        }
-        let values = view
-            .data()
-            .chunks_exact(8)
-            .map(|c| {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(c);
-                i64::from_le_bytes(b)
-            })
-            .collect();
-        out.insert(name, values);
-    }
-    Ok(out)
+    Ok(Arrays::open(path)?.i64_map())
 }
 
 fn index() -> Result<Value> {
-    let path = train_step().join("index.json");
-    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
-    Ok(serde_json::from_str(&text)?)
+    read_json(train_step().join("index.json"))
 }
 
 const Q1: &str = "How would you rate the quality of this image?\n<|image|>";

@@ -1,26 +1,27 @@
 //! Trainable-parameter policies: freezing, LoRA (Q-Align's targets) with and without adapter dropout, the merge
 //! export, and the 7B count.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Result, anyhow, ensure};
 use biqa_data::{ConversationRecord, Turn};
 use biqa_decoder::LlamaConfig;
+use biqa_testkit::{fixture, host, max_abs_diff};
 use biqa_train::batch::{ExpandedBatch, collate, expand, pad_id};
 use biqa_train::conversation::{TokenizeOptions, tokenize_record};
 use biqa_train::optim::{AdamW, AdamWConfig};
 use biqa_train::params::{collect_grads, param_infos, trainable_count};
 use biqa_train::policy::seed_dropout;
-use biqa_train::{ModelAssets, Owl2Train, ParamCounts, TrainablePolicy, merge_lora};
+use biqa_train::{ForwardLoss, Owl2Assets, Owl2Net, ParamCounts, TrainablePolicy, load_model};
 use biqa_vision::{AbstractorConfig, VisionConfig};
 use burn::module::Module;
 use burn::tensor::Device;
 
 fn model_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny-owl2")
+    fixture("tiny-owl2")
 }
 
-fn batch(assets: &ModelAssets) -> Result<ExpandedBatch> {
+fn batch(assets: &Owl2Assets) -> Result<ExpandedBatch> {
     let options = TokenizeOptions {
         image_folder: Some(model_dir().join("images")),
         ..TokenizeOptions::default()
@@ -45,7 +46,7 @@ fn batch(assets: &ModelAssets) -> Result<ExpandedBatch> {
     Ok(expand(&b, 9)?)
 }
 
-fn loss(model: &Owl2Train, assets: &ModelAssets, b: &ExpandedBatch) -> Result<(f32, Vec<f32>)> {
+fn loss(model: &Owl2Net, assets: &Owl2Assets, b: &ExpandedBatch) -> Result<(f32, Vec<f32>)> {
     let device = model.llm.device();
     let p = assets
         .preprocessor
@@ -71,7 +72,7 @@ fn loss(model: &Owl2Train, assets: &ModelAssets, b: &ExpandedBatch) -> Result<(f
     Ok((l, logits))
 }
 
-fn counts(model: &Owl2Train, policy: &TrainablePolicy) -> Result<ParamCounts> {
+fn counts(model: &Owl2Net, policy: &TrainablePolicy) -> Result<ParamCounts> {
     let v = model
         .vision_model
         .as_ref()
@@ -104,7 +105,7 @@ fn freezing_policies_count_what_trains() -> Result<()> {
             ..TrainablePolicy::default()
         },
     ] {
-        let (model, _) = Owl2Train::from_dir(model_dir(), &device)?;
+        let (model, _) = load_model(model_dir(), &device)?;
         let total: usize = param_infos(&model).iter().map(|p| p.numel).sum();
         let c = counts(&model, &policy)?;
         ensure!(
@@ -126,7 +127,7 @@ fn freezing_policies_count_what_trains() -> Result<()> {
 fn qalign_lora_trains_adapters_and_abstractor_then_merges() -> Result<()> {
     let _rng = rng_lock();
     let device = Device::flex().autodiff();
-    let (base, assets) = Owl2Train::from_dir(model_dir(), &device)?;
+    let (base, assets) = load_model(model_dir(), &device)?;
     let b = batch(&assets)?;
     let (loss0, logits0) = loss(&base, &assets, &b)?;
 
@@ -179,7 +180,7 @@ fn qalign_lora_trains_adapters_and_abstractor_then_merges() -> Result<()> {
     ensure!(logits2 != logits0);
 
     // Merging folds the adapters into plain weights with the base names; the outputs stay.
-    let merged = merge_lora(model.valid());
+    let merged = model.valid().merge_lora();
     let names: Vec<String> = param_infos(&merged).into_iter().map(|p| p.name).collect();
     ensure!(names.iter().all(|n| !n.contains("lora")));
     ensure!(names.len() == 108);
@@ -241,7 +242,7 @@ fn lora_policy(dropout: f64) -> TrainablePolicy {
 }
 
 fn pixels(
-    assets: &ModelAssets,
+    assets: &Owl2Assets,
     b: &ExpandedBatch,
     device: &Device,
 ) -> Result<burn::tensor::Tensor<4>> {
@@ -253,25 +254,11 @@ fn pixels(
         .to_tensor(device))
 }
 
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
-/// Host values of a flattened gradient.
-fn host(t: burn::tensor::Tensor<1>) -> Result<Vec<f32>> {
-    t.into_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| anyhow!("{e:?}"))
-}
-
 #[test]
 fn lora_attaches_to_the_checkpoint_names_and_checks_its_config() -> Result<()> {
     let _rng = rng_lock();
     let device = Device::flex().autodiff();
-    let (mut model, _) = Owl2Train::from_dir(model_dir(), &device)?;
+    let (mut model, _) = load_model(model_dir(), &device)?;
     // The projections the adapters can attach to are the LLM's `Linear` weights of the checkpoint.
     let infos = param_infos(&model);
     let names: Vec<String> = model
@@ -331,7 +318,7 @@ fn lora_attaches_to_the_checkpoint_names_and_checks_its_config() -> Result<()> {
 fn lora_dropout_is_off_in_valid_mode_and_the_adapter_starts_as_the_identity() -> Result<()> {
     let _rng = rng_lock();
     let device = Device::flex().autodiff();
-    let (base, assets) = Owl2Train::from_dir(model_dir(), &device)?;
+    let (base, assets) = load_model(model_dir(), &device)?;
     let b = batch(&assets)?;
     let (loss0, logits0) = loss(&base.valid(), &assets, &b)?;
 
@@ -346,7 +333,7 @@ fn lora_dropout_is_off_in_valid_mode_and_the_adapter_starts_as_the_identity() ->
     ensure!(loss1 == loss2 && logits1 == logits2);
     ensure!(loss1 == loss0 && logits1 == logits0, "{loss1} vs {loss0}");
     // So does the merged model.
-    let merged = merge_lora(model.valid());
+    let merged = model.valid().merge_lora();
     ensure!(param_infos(&merged).iter().all(|p| !p.is_lora));
     let (loss3, logits3) = loss(&merged, &assets, &b)?;
     ensure!(loss3 == loss0 && logits3 == logits0, "{loss3} vs {loss0}");
@@ -361,7 +348,7 @@ fn lora_dropout_is_off_in_valid_mode_and_the_adapter_starts_as_the_identity() ->
 fn lora_gradient_of_a_is_zero_at_init_and_of_b_is_not() -> Result<()> {
     let _rng = rng_lock();
     let device = Device::flex().autodiff();
-    let (base, assets) = Owl2Train::from_dir(model_dir(), &device)?;
+    let (base, assets) = load_model(model_dir(), &device)?;
     let b = batch(&assets)?;
     let model = lora_policy(0.5).apply(base)?;
     device.seed(7);
@@ -376,7 +363,7 @@ fn lora_gradient_of_a_is_zero_at_init_and_of_b_is_not() -> Result<()> {
                 .get(&p.id)
                 .ok_or_else(|| anyhow!("{} has no gradient", p.name))?
                 .clone(),
-        )?;
+        );
         if p.name.ends_with("lora_a") {
             ensure!(v.iter().all(|x| *x == 0.0), "{}: non-zero gradient", p.name);
             seen.0 += 1;
@@ -394,7 +381,7 @@ fn lora_gradient_of_a_is_zero_at_init_and_of_b_is_not() -> Result<()> {
 fn lora_dropout_masks_follow_the_seed_and_the_merge_is_exact() -> Result<()> {
     let _rng = rng_lock();
     let device = Device::flex().autodiff();
-    let (base, assets) = Owl2Train::from_dir(model_dir(), &device)?;
+    let (base, assets) = load_model(model_dir(), &device)?;
     let b = batch(&assets)?;
     let model = lora_policy(0.5).apply(base)?;
     // One optimiser step makes B ≠ 0.
@@ -421,17 +408,22 @@ fn lora_dropout_masks_follow_the_seed_and_the_merge_is_exact() -> Result<()> {
     ensure!(v != a1 && v != b1, "training mode did not drop: {v}");
 
     // The merged model is the adapted one in valid mode, in memory and through the export.
-    let (m, logits_m) = loss(&merge_lora(model.valid()), &assets, &b)?;
+    let (m, logits_m) = loss(&model.valid().merge_lora(), &assets, &b)?;
     ensure!((m - v).abs() <= 1e-5, "merged loss {m} vs {v}");
-    let d = max_diff(&logits_m, &logits_v);
+    let d = max_abs_diff(&logits_m, &logits_v);
     ensure!(d <= 1e-5, "merged logits differ by {d}");
     let dir = tempfile::tempdir()?;
-    let out = biqa_train::checkpoint::export_model(&model, &assets, &dir.path().join("final"))?;
-    let (exported, _) = Owl2Train::from_dir(&out, &Device::flex())?;
+    let out = biqa_train::checkpoint::export_model(
+        &model,
+        &assets,
+        &biqa_model::PipelinePrompts::default(),
+        &dir.path().join("final"),
+    )?;
+    let (exported, _) = load_model(&out, &Device::flex())?;
     let infos = param_infos(&exported);
     ensure!(infos.len() == 108 && infos.iter().all(|p| !p.is_lora));
     let (e, logits_e) = loss(&exported, &assets, &b)?;
-    let d = max_diff(&logits_e, &logits_v);
+    let d = max_abs_diff(&logits_e, &logits_v);
     ensure!(d <= 1e-5, "exported logits differ by {d} (loss {e} vs {v})");
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, ensure};
 use biqa_model::{LoadOptions, Owl2, Scorer, ScoringPrompt};
+use biqa_testkit::fixture;
 use biqa_train::{
     DataConfig, EvalConfig, Recipe, Silent, StepLog, TrainConfig, TrainError, latest_checkpoint,
     train,
@@ -14,7 +15,7 @@ use biqa_train::{
 use burn::tensor::Device;
 
 fn model_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny-owl2")
+    fixture("tiny-owl2")
 }
 
 /// A small synthetic set (one crop per bundled photo), generated once per test binary.
@@ -96,7 +97,7 @@ fn one_stage_lowers_the_loss_and_exports_a_loadable_model() -> Result<()> {
         &Device::flex(),
         &LoadOptions::default(),
     )?;
-    let scorer = Scorer::new(&owl.tokenizer, ScoringPrompt::Qalign, None)?;
+    let scorer = Scorer::new(owl.tokenizer(), ScoringPrompt::Qalign, None)?;
     let img = model_dir().join("images/astronaut_96x96.png");
     let s = owl.score_paths(&[img], &scorer, 1, |_| {})?;
     ensure!((0.0..=1.0).contains(&s[0].score));
@@ -120,6 +121,80 @@ fn two_stage_lowers_both_losses() -> Result<()> {
         ensure!(last < first, "{:?}: {first} → {last}", stage[0].stage);
     }
     ensure!(report.steps[8].step == 1 && report.steps[8].global_step == 9);
+    two_stage_pipeline_on_the_export(&report.final_model)
+}
+
+/// The exported two-stage model through the `TwoStage` pipeline (with the prompts the export records): the second
+/// pass's input has no image token, its level probabilities equal an independent text-only forward of the same token
+/// ids, and the first pass's answer is the model's own greedy answer.
+fn two_stage_pipeline_on_the_export(dir: &Path) -> Result<()> {
+    use biqa_decoder::{
+        DecoderInput, ForwardOptions, GenerationConfig, KvCache, LogitsMode, Modality, Sampling,
+    };
+    use biqa_model::{PipelineConfig, PipelineKind, PipelinePrompts, ProbsAt};
+    let owl = Owl2::from_dir(dir, &Device::flex(), &LoadOptions::default())?;
+    let prompts = PipelinePrompts::for_checkpoint(dir)?;
+    ensure!(
+        prompts == PipelinePrompts::default(),
+        "the export records its prompts"
+    );
+    let mut config = PipelineConfig::new(PipelineKind::TwoStage, prompts);
+    config.max_new_tokens = 16;
+    let scorer = Scorer::new(owl.tokenizer(), ScoringPrompt::Qalign, None)?;
+    let img = model_dir().join("images/coffee_96x64.png");
+    let a = owl
+        .assess_paths(&config, &scorer, &[img.clone()], 0, 1, |_| {})
+        .remove(0)?;
+    let (p1, p2) = (&a.passes[0], &a.passes[1]);
+    ensure!(p1.prompt_ids.contains(&-200) && !p2.prompt_ids.contains(&-200));
+    let eos = owl.net.llm.config.eos_token_ids.clone();
+    let greedy = GenerationConfig {
+        max_new_tokens: 16,
+        stop_tokens: eos.clone(),
+        sampling: Sampling::Greedy,
+        seed: 0,
+        keep_logits: false,
+    };
+    let g = owl.generate(
+        &config.prompts.stage1_prompt(),
+        Some(owl.pixels(&[&img])?),
+        &greedy,
+        |_| {},
+    )?;
+    ensure!(g.token_ids == p1.token_ids);
+    let mut ids: Vec<u32> = p2.prompt_ids.iter().map(|&i| i as u32).collect();
+    match a.probs_at {
+        ProbsAt::Answer { token, .. } => ids.extend(&p2.token_ids[..token]),
+        _ => {
+            ids.extend(p2.token_ids.iter().filter(|t| !eos.contains(t)));
+            ids.extend(
+                owl.tokenizer()
+                    .encode(&config.prompts.conclusion_probe, false),
+            );
+        }
+    }
+    let embeds = owl.net.llm.embed_ids(std::slice::from_ref(&ids))?;
+    let out = owl.net.llm.forward(
+        DecoderInput {
+            modality: Modality::Text,
+            ..DecoderInput::text(embeds)
+        },
+        &mut KvCache::new(),
+        ForwardOptions {
+            logits: LogitsMode::Last,
+            ..Default::default()
+        },
+    )?;
+    let logits: Vec<f32> = out
+        .logits
+        .ok_or_else(|| anyhow::anyhow!("no logits"))?
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let want = scorer.score(&logits).probs;
+    for (p, q) in a.probs.iter().zip(&want) {
+        ensure!((p - q).abs() <= 1e-4, "{:?} vs {want:?}", a.probs);
+    }
     Ok(())
 }
 

@@ -11,128 +11,13 @@ use biqa_checkpoint::Weights;
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::Tensor;
-use serde::{Deserialize, Serialize};
 
-use crate::encoder::{attention, layer_norm, linear};
+use crate::config::AbstractorConfig;
 use crate::error::{Result, VisionError};
+use crate::ops::{attention, layer_norm, linear};
 
 /// eps of `norm1`, `normk` and `norm2` (`nn.LayerNorm`'s default; the config's eps is only used by `ffn_ln`).
 pub const TORCH_LAYER_NORM_EPS: f64 = 1e-5;
-
-/// `visual_config.visual_abstractor` of an mPLUG-Owl2 `config.json`, as written (unknown keys ignored).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HfAbstractorConfig {
-    /// Width of the query stream.
-    pub hidden_size: usize,
-    /// Number of layers.
-    pub num_hidden_layers: usize,
-    /// Number of heads.
-    pub num_attention_heads: usize,
-    /// SwiGLU width.
-    pub intermediate_size: usize,
-    /// Learned queries.
-    pub num_learnable_queries: usize,
-    /// Width of the ViT features (must equal `hidden_size`).
-    pub encoder_hidden_size: usize,
-    /// eps of `ffn_ln`.
-    #[serde(default = "default_eps")]
-    pub layer_norm_eps: f64,
-    /// ViT patches per side (for the 2-D position table).
-    #[serde(default)]
-    pub grid_size: Option<usize>,
-    /// Whether the extra value-to-text position parameters exist (false in every released checkpoint).
-    #[serde(default)]
-    pub add_v2t_pos_emb: bool,
-}
-
-fn default_eps() -> f64 {
-    1e-6
-}
-
-/// The typed abstractor configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AbstractorConfig {
-    /// Width of the query stream (= the ViT width).
-    pub hidden_size: usize,
-    /// Number of layers.
-    pub num_layers: usize,
-    /// Number of heads.
-    pub num_heads: usize,
-    /// SwiGLU width.
-    pub intermediate_size: usize,
-    /// Learned queries.
-    pub num_queries: usize,
-    /// ViT patches per side.
-    pub grid_size: usize,
-    /// eps of `ffn_ln`.
-    pub layer_norm_eps: f64,
-    /// Output width (the LLM's hidden size): `visual_fc` and `vit_eos`.
-    pub output_size: usize,
-}
-
-impl HfAbstractorConfig {
-    /// The typed config; `grid_size` falls back to the ViT's, `output_size` is the LLM's hidden size.
-    ///
-    /// # Errors
-    /// Inconsistent sizes or unsupported options.
-    pub fn to_config(&self, vit_grid: usize, llm_hidden: usize) -> Result<AbstractorConfig> {
-        if self.encoder_hidden_size != self.hidden_size {
-            return Err(VisionError::Config(format!(
-                "abstractor encoder_hidden_size {} differs from hidden_size {} (unsupported)",
-                self.encoder_hidden_size, self.hidden_size
-            )));
-        }
-        if self.add_v2t_pos_emb {
-            return Err(VisionError::Config(
-                "add_v2t_pos_emb = true is not supported".into(),
-            ));
-        }
-        if self.num_attention_heads == 0
-            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
-        {
-            return Err(VisionError::Config(
-                "abstractor hidden_size must be a multiple of num_attention_heads".into(),
-            ));
-        }
-        if !self.hidden_size.is_multiple_of(4) {
-            return Err(VisionError::Config(
-                "abstractor hidden_size must be a multiple of 4 (2-D sincos table)".into(),
-            ));
-        }
-        let grid_size = self.grid_size.unwrap_or(vit_grid);
-        if grid_size != vit_grid {
-            return Err(VisionError::Config(format!(
-                "abstractor grid_size {grid_size} differs from the ViT's {vit_grid} patches per side"
-            )));
-        }
-        Ok(AbstractorConfig {
-            hidden_size: self.hidden_size,
-            num_layers: self.num_hidden_layers,
-            num_heads: self.num_attention_heads,
-            intermediate_size: self.intermediate_size,
-            num_queries: self.num_learnable_queries,
-            grid_size,
-            layer_norm_eps: self.layer_norm_eps,
-            output_size: llm_hidden,
-        })
-    }
-}
-
-impl AbstractorConfig {
-    /// The released abstractor: 1024 wide, 6 layers, 16 heads, SwiGLU 2816, 64 queries, grid 32, into 4096.
-    pub fn owl2_7b() -> Self {
-        Self {
-            hidden_size: 1024,
-            num_layers: 6,
-            num_heads: 16,
-            intermediate_size: 2816,
-            num_queries: 64,
-            grid_size: 32,
-            layer_norm_eps: 1e-6,
-            output_size: 4096,
-        }
-    }
-}
 
 /// MAE's 1-D sin-cos table `[len(positions), dim]`: `ω_i = 1/10000^(i/(dim/2))`, `[sin(p·ω), cos(p·ω)]`, computed in
 /// f32 as the original numpy code does.
@@ -265,9 +150,9 @@ pub struct AbstractorOutput {
 }
 
 impl VisualAbstractor {
-    /// Builds the abstractor from `weights` under `prefix` (`model.visual_abstractor`). The position tables are
+    /// Builds the abstractor from `weights` scoped to it (`weights.scope("model.visual_abstractor")`). The position tables are
     /// read from the checkpoint when present (as the original code does), computed otherwise.
-    pub fn load(weights: &Weights<'_>, config: &AbstractorConfig, prefix: &str) -> Self {
+    pub fn load(weights: &Weights<'_>, config: &AbstractorConfig) -> Self {
         let c = config;
         let d = c.hidden_size;
         let (q, s) = (c.num_queries, 1 + c.grid_size * c.grid_size);
@@ -275,7 +160,7 @@ impl VisualAbstractor {
         let computed_k = || weights.from_host(key_pos_table(d, c.grid_size), [s, d]);
         let layers = (0..c.num_layers)
             .map(|i| {
-                let l = format!("{prefix}.encoder.layers.{i}.crossattention");
+                let l = format!("encoder.layers.{i}.crossattention");
                 let a = format!("{l}.attention");
                 CrossAttention {
                     norm1: weights.layer_norm(&format!("{l}.norm1"), d, TORCH_LAYER_NORM_EPS),
@@ -330,14 +215,10 @@ impl VisualAbstractor {
             .map(|crossattention| AbstractorLayer { crossattention })
             .collect();
         Self {
-            query_embeds: Param::from_tensor(
-                weights.tensor(&format!("{prefix}.query_embeds"), [1, q, d]),
-            ),
+            query_embeds: Param::from_tensor(weights.tensor("query_embeds", [1, q, d])),
             encoder: AbstractorEncoder { layers },
-            visual_fc: weights.linear(&format!("{prefix}.visual_fc"), d, c.output_size, true),
-            vit_eos: Param::from_tensor(
-                weights.tensor(&format!("{prefix}.vit_eos"), [1, 1, c.output_size]),
-            ),
+            visual_fc: weights.linear("visual_fc", d, c.output_size, true),
+            vit_eos: Param::from_tensor(weights.tensor("vit_eos", [1, 1, c.output_size])),
             config: c.clone(),
         }
     }
@@ -346,9 +227,8 @@ impl VisualAbstractor {
     /// tables are computed.
     pub fn init(config: &AbstractorConfig, device: &burn::tensor::Device, seed: u64) -> Self {
         Self::load(
-            &Weights::random(device, seed, false),
+            &Weights::random(device, seed, false).scope("model.visual_abstractor"),
             config,
-            "model.visual_abstractor",
         )
     }
 
@@ -364,11 +244,10 @@ impl VisualAbstractor {
         let c = &self.config;
         let [b, s, d] = image_features.dims();
         if d != c.hidden_size || s != 1 + c.grid_size * c.grid_size {
-            return Err(VisionError::Config(format!(
-                "abstractor input is [{b}, {s}, {d}], expected [B, {}, {}]",
-                1 + c.grid_size * c.grid_size,
-                c.hidden_size
-            )));
+            return Err(VisionError::FeatureShape {
+                expected: [b, 1 + c.grid_size * c.grid_size, c.hidden_size],
+                found: vec![b, s, d],
+            });
         }
         let q = c.num_queries;
         let mut x = self.query_embeds.val().expand([b, q, d]);

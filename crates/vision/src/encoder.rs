@@ -4,208 +4,14 @@
 //! pre-LayerNorm, pre-LN blocks (`x += dense(attn(LN(x)))`, `x += fc2(quick_gelu(fc1(LN(x))))`), post-LayerNorm
 //! over all tokens. The fused `query_key_value` rows are ordered `[head][q|k|v][head_dim]`.
 
-use std::path::Path;
-
 use biqa_checkpoint::Weights;
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{FloatDType, Tensor};
-use serde::{Deserialize, Serialize};
 
+use crate::config::VisionConfig;
 use crate::error::{Result, VisionError};
-
-/// `visual_config.visual_model` of an mPLUG-Owl2 `config.json`, as written (unknown keys ignored).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HfVisionConfig {
-    /// Width.
-    pub hidden_size: usize,
-    /// MLP width.
-    pub intermediate_size: usize,
-    /// Number of layers.
-    pub num_hidden_layers: usize,
-    /// Number of heads.
-    pub num_attention_heads: usize,
-    /// Input resolution (square).
-    pub image_size: usize,
-    /// Patch size.
-    pub patch_size: usize,
-    /// LayerNorm epsilon (pre-LN, blocks, post-LN).
-    #[serde(default = "default_eps")]
-    pub layer_norm_eps: f64,
-    /// Activation (`quick_gelu`).
-    #[serde(default = "default_act")]
-    pub hidden_act: String,
-    /// Input channels.
-    #[serde(default = "default_channels")]
-    pub num_channels: usize,
-    /// Whether a CLS token is prepended (true in every released checkpoint).
-    #[serde(default = "yes")]
-    pub use_cls_token: bool,
-    /// Whether the post-LayerNorm is applied (true in every released checkpoint).
-    #[serde(default = "yes")]
-    pub use_post_layernorm: bool,
-}
-
-fn default_eps() -> f64 {
-    1e-6
-}
-fn default_act() -> String {
-    "quick_gelu".into()
-}
-fn default_channels() -> usize {
-    3
-}
-fn yes() -> bool {
-    true
-}
-
-/// The typed vision-tower configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VisionConfig {
-    /// Width.
-    pub hidden_size: usize,
-    /// MLP width.
-    pub intermediate_size: usize,
-    /// Number of layers.
-    pub num_layers: usize,
-    /// Number of heads.
-    pub num_heads: usize,
-    /// Input resolution.
-    pub image_size: usize,
-    /// Patch size.
-    pub patch_size: usize,
-    /// LayerNorm epsilon.
-    pub layer_norm_eps: f64,
-    /// Input channels.
-    pub num_channels: usize,
-}
-
-impl HfVisionConfig {
-    /// The typed config.
-    ///
-    /// # Errors
-    /// Unsupported options or inconsistent sizes.
-    pub fn to_config(&self) -> Result<VisionConfig> {
-        if self.hidden_act != "quick_gelu" {
-            return Err(VisionError::Config(format!(
-                "vision hidden_act {:?} is not supported (quick_gelu)",
-                self.hidden_act
-            )));
-        }
-        if !self.use_cls_token || !self.use_post_layernorm {
-            return Err(VisionError::Config(
-                "use_cls_token / use_post_layernorm = false (Qwen variant) is not supported".into(),
-            ));
-        }
-        if self.num_attention_heads == 0
-            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
-        {
-            return Err(VisionError::Config(format!(
-                "vision hidden_size {} is not a multiple of num_attention_heads {}",
-                self.hidden_size, self.num_attention_heads
-            )));
-        }
-        if self.patch_size == 0 || !self.image_size.is_multiple_of(self.patch_size) {
-            return Err(VisionError::Config(format!(
-                "image_size {} is not a multiple of patch_size {}",
-                self.image_size, self.patch_size
-            )));
-        }
-        Ok(VisionConfig {
-            hidden_size: self.hidden_size,
-            intermediate_size: self.intermediate_size,
-            num_layers: self.num_hidden_layers,
-            num_heads: self.num_attention_heads,
-            image_size: self.image_size,
-            patch_size: self.patch_size,
-            layer_norm_eps: self.layer_norm_eps,
-            num_channels: self.num_channels,
-        })
-    }
-}
-
-impl VisionConfig {
-    /// ViT-L/14 at 448 px, as in `mplug-owl2-llama2-7b`: 1024 wide, 24 layers, 16 heads, MLP 4096, eps 1e-6.
-    pub fn vit_l14_448() -> Self {
-        Self {
-            hidden_size: 1024,
-            intermediate_size: 4096,
-            num_layers: 24,
-            num_heads: 16,
-            image_size: 448,
-            patch_size: 14,
-            layer_norm_eps: 1e-6,
-            num_channels: 3,
-        }
-    }
-
-    /// Patches per side.
-    pub fn grid(&self) -> usize {
-        self.image_size / self.patch_size
-    }
-
-    /// Tokens per image: 1 (CLS) + grid².
-    pub fn seq_len(&self) -> usize {
-        1 + self.grid() * self.grid()
-    }
-}
-
-/// Reads `visual_config.visual_model` and `visual_config.visual_abstractor` of an mPLUG-Owl2 `config.json`.
-///
-/// # Errors
-/// Unreadable file, invalid JSON, a missing `visual_config` or field (named).
-pub fn read_visual_config(
-    path: &Path,
-) -> Result<(HfVisionConfig, crate::abstractor::HfAbstractorConfig)> {
-    let text = std::fs::read_to_string(path).map_err(|source| VisionError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let parse = |reason: String| VisionError::ConfigParse {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| parse(e.to_string()))?;
-    let vc = json
-        .get("visual_config")
-        .ok_or_else(|| parse("no visual_config (not an mPLUG-Owl2 config)".into()))?;
-    let vm = vc
-        .get("visual_model")
-        .ok_or_else(|| parse("no visual_config.visual_model".into()))?;
-    let va = vc
-        .get("visual_abstractor")
-        .ok_or_else(|| parse("no visual_config.visual_abstractor".into()))?;
-    let vision: HfVisionConfig = serde_json::from_value(vm.clone())
-        .map_err(|e| parse(format!("visual_config.visual_model: {e}")))?;
-    let abstractor = serde_json::from_value(va.clone())
-        .map_err(|e| parse(format!("visual_config.visual_abstractor: {e}")))?;
-    Ok((vision, abstractor))
-}
-
-/// LayerNorm over the last dimension (burn widens the reduction to f32 for half-precision inputs itself, and
-/// needs the input in the parameters' dtype).
-pub(crate) fn layer_norm<const D: usize>(ln: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
-    ln.forward(x)
-}
-
-/// Multi-head softmax attention; `q` `[B, nh, Lq, hd]`, `k`/`v` `[B, nh, Lk, hd]` → context `[B, Lq, nh·hd]` and
-/// the probabilities `[B, nh, Lq, Lk]` (softmax in f32).
-pub(crate) fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> (Tensor<3>, Tensor<4>) {
-    let [b, nh, lq, hd] = q.dims();
-    // softmax(q·kᵀ/√hd) in f32, scaled inside the fused kernel.
-    let probs = biqa_kernels::softmax_last(q.matmul(k.swap_dims(2, 3)), 1.0 / (hd as f64).sqrt());
-    let ctx = probs
-        .clone()
-        .matmul(v)
-        .swap_dims(1, 2)
-        .reshape([b, lq, nh * hd]);
-    (ctx, probs)
-}
-
-/// `layer.forward(x)` through [`biqa_kernels::linear`] (the bias written before the GEMM accumulates on flex).
-pub(crate) fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
-    biqa_kernels::linear_module(layer, x)
-}
+use crate::ops::{attention, layer_norm, linear};
 
 /// Embeddings: unfolded-patch projection (the bias-free conv), CLS, position embedding, pre-LayerNorm.
 #[derive(Module, Debug)]
@@ -287,17 +93,15 @@ pub struct VisionOutput {
 }
 
 impl VisionModel {
-    /// Builds the tower from `weights` under `prefix` (`model.vision_model` in mPLUG-Owl2 checkpoints).
-    pub fn load(weights: &Weights<'_>, config: &VisionConfig, prefix: &str) -> Self {
+    /// Builds the tower from `weights` scoped to it (`weights.scope("model.vision_model")` for an mPLUG-Owl2
+    /// checkpoint; names below are relative: `embeddings.patch_embed.weight`, `encoder.layers.{i}.…`).
+    pub fn load(weights: &Weights<'_>, config: &VisionConfig) -> Self {
         let c = config;
         let (d, p, ch) = (c.hidden_size, c.patch_size, c.num_channels);
         let s = c.seq_len();
         let eps = c.layer_norm_eps;
         // Conv kernel [D, C, p, p] → [C·p·p, D] so that unfolded patches [.., C·p·p] multiply it.
-        let k = weights.host_f32(
-            &format!("{prefix}.embeddings.patch_embed.weight"),
-            &[d, ch, p, p],
-        );
+        let k = weights.host_f32("embeddings.patch_embed.weight", &[d, ch, p, p]);
         let cpp = ch * p * p;
         let mut kt = vec![0.0f32; k.len()];
         for o in 0..d {
@@ -306,23 +110,16 @@ impl VisionModel {
             }
         }
         let embeddings = VisionEmbeddings {
-            cls_token: Param::from_tensor(
-                weights.tensor(&format!("{prefix}.embeddings.cls_token"), [1, 1, d]),
+            cls_token: Param::from_tensor(weights.tensor("embeddings.cls_token", [1, 1, d])),
+            position_embedding: Param::from_tensor(
+                weights.tensor("embeddings.position_embedding", [1, s, d]),
             ),
-            position_embedding: Param::from_tensor(weights.tensor(
-                &format!("{prefix}.embeddings.position_embedding"),
-                [1, s, d],
-            )),
             patch_embed: Param::from_tensor(weights.from_host(kt, [cpp, d])),
-            pre_layernorm: weights.layer_norm(
-                &format!("{prefix}.embeddings.pre_layernorm"),
-                d,
-                eps,
-            ),
+            pre_layernorm: weights.layer_norm("embeddings.pre_layernorm", d, eps),
         };
         let layers = (0..c.num_layers)
             .map(|i| {
-                let l = format!("{prefix}.encoder.layers.{i}");
+                let l = format!("encoder.layers.{i}");
                 VisionLayer {
                     input_layernorm: weights.layer_norm(&format!("{l}.input_layernorm"), d, eps),
                     self_attn: VisionAttention {
@@ -350,7 +147,7 @@ impl VisionModel {
         Self {
             embeddings,
             encoder: VisionEncoder { layers },
-            post_layernorm: weights.layer_norm(&format!("{prefix}.post_layernorm"), d, eps),
+            post_layernorm: weights.layer_norm("post_layernorm", d, eps),
             config: c.clone(),
         }
     }
@@ -358,9 +155,8 @@ impl VisionModel {
     /// A randomly initialised tower ([`VisionModel::load`] from [`Weights::random`]).
     pub fn init(config: &VisionConfig, device: &burn::tensor::Device, seed: u64) -> Self {
         Self::load(
-            &Weights::random(device, seed, false),
+            &Weights::random(device, seed, false).scope("model.vision_model"),
             config,
-            "model.vision_model",
         )
     }
 
@@ -377,10 +173,10 @@ impl VisionModel {
         let c = &self.config;
         let [b, ch, h, w] = pixels.dims();
         if ch != c.num_channels || h != c.image_size || w != c.image_size {
-            return Err(VisionError::Config(format!(
-                "pixels are [{b}, {ch}, {h}, {w}], the vision tower takes [B, {}, {}, {}]",
-                c.num_channels, c.image_size, c.image_size
-            )));
+            return Err(VisionError::PixelShape {
+                expected: [b, c.num_channels, c.image_size, c.image_size],
+                found: vec![b, ch, h, w],
+            });
         }
         let (p, g, d) = (c.patch_size, c.grid(), c.hidden_size);
         let pixels = pixels.cast(FloatDType::from(self.embeddings.patch_embed.val().dtype()));

@@ -88,9 +88,95 @@ pub enum VisionError {
         reason: String,
     },
 
-    /// A config parsed but holds an unusable or unsupported value.
-    #[error("invalid config: {0}")]
-    Config(String),
+    /// A section of `config.json` that the vision half needs is absent.
+    #[error(
+        "{}: invalid config: no {key} (an mPLUG-Owl2 config has visual_config.visual_model and \
+         visual_config.visual_abstractor)",
+        path.display()
+    )]
+    MissingConfigSection {
+        /// The config file.
+        path: PathBuf,
+        /// The missing key, dotted from the top level (`visual_config`, `visual_config.visual_model`, ...).
+        key: &'static str,
+    },
+
+    /// A model config value that this crate does not implement (another activation, the Qwen variant, ...).
+    #[error("invalid config: {section}: {key} = {value} is not supported (supported: {supported})")]
+    UnsupportedConfig {
+        /// The config section (`visual_config.visual_model` or `visual_config.visual_abstractor`).
+        section: &'static str,
+        /// The key.
+        key: &'static str,
+        /// The value found, as JSON would write it.
+        value: String,
+        /// What is supported.
+        supported: &'static str,
+    },
+
+    /// A size of the model config that must be a multiple of another is not (or the other is zero).
+    #[error(
+        "invalid config: {section}: {key} {value} is not a multiple of {divisor_key} {divisor}"
+    )]
+    NotMultiple {
+        /// The config section (`visual_config.visual_model` or `visual_config.visual_abstractor`).
+        section: &'static str,
+        /// The key of the size.
+        key: &'static str,
+        /// The size.
+        value: usize,
+        /// The key (or description) of the divisor.
+        divisor_key: &'static str,
+        /// The divisor.
+        divisor: usize,
+    },
+
+    /// Two sizes of the model config that must be equal differ.
+    #[error(
+        "invalid config: {section}: {key} {found} differs from {expected_key} {expected} (unsupported)"
+    )]
+    ConfigMismatch {
+        /// The config section (`visual_config.visual_model` or `visual_config.visual_abstractor`).
+        section: &'static str,
+        /// The key of the size that differs.
+        key: &'static str,
+        /// Its value.
+        found: usize,
+        /// The key (or description) of the size it must equal.
+        expected_key: &'static str,
+        /// That size.
+        expected: usize,
+    },
+
+    /// A `preprocessor_config.json` value that cannot be used (a zero side, a zero std, a non-finite value, a
+    /// `crop_size` given as `shortest_edge`).
+    #[error("invalid config: {key} {value} {problem}")]
+    InvalidPreprocessorValue {
+        /// The key (`size`, `crop_size`, `image_mean`, `image_std`, `rescale_factor`).
+        key: &'static str,
+        /// The value found (its Rust debug form).
+        value: String,
+        /// What is wrong with it (`has a zero side`, `is not finite`, ...).
+        problem: &'static str,
+    },
+
+    /// A per-channel value (`image_mean`, `image_std`) with neither 1 nor 3 entries.
+    #[error("invalid config: {key} has {found} values, expected 3 (or 1 for every channel)")]
+    ChannelCount {
+        /// The key.
+        key: &'static str,
+        /// The number of values found.
+        found: usize,
+    },
+
+    /// A resize-mode name that is not one of [`crate::ResizeMode`]'s.
+    #[error(
+        "invalid config: unknown resize mode {value:?} (expected pad, resize or shortest_edge_center_crop)"
+    )]
+    UnknownResizeMode {
+        /// The name given.
+        value: String,
+    },
 
     /// A `resample` value that this crate does not implement (Pillow's NEAREST = 0, or an unknown code).
     #[error(
@@ -125,6 +211,28 @@ pub enum VisionError {
     /// A batch with no image.
     #[error("empty batch: at least one image is needed")]
     EmptyBatch,
+
+    /// Pixels of another shape than the vision tower takes.
+    #[error(
+        "pixels are {found:?}, the vision tower takes {expected:?} ([B, num_channels, image_size, image_size])"
+    )]
+    PixelShape {
+        /// The shape the tower takes, with the input's batch size.
+        expected: [usize; 4],
+        /// The input's shape.
+        found: Vec<usize>,
+    },
+
+    /// ViT features of another shape than the abstractor takes.
+    #[error(
+        "abstractor input is {found:?}, expected {expected:?} ([B, 1 + grid_size², hidden_size])"
+    )]
+    FeatureShape {
+        /// The shape the abstractor takes, with the input's batch size.
+        expected: [usize; 3],
+        /// The input's shape.
+        found: Vec<usize>,
+    },
 
     // ------------------------------------------------------------------ weights
     /// The vision tower's or abstractor's weights do not fit the config (every problem listed), or cannot be read.

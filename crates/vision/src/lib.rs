@@ -3,8 +3,11 @@
 //!
 //! - [`preprocess`]: decode ([`load_rgb`]), pad / resize / crop with Pillow's resampler ([`Preprocessor`],
 //!   [`ResizeMode`], [`resize`]), normalise, and batch ([`PixelBatch`], [`PixelBatch::to_tensor`]);
+//! - [`config`]: the serde mirror of `visual_config` in an mPLUG-Owl2 `config.json` ([`HfVisualConfig`],
+//!   [`HfVisionConfig`], [`HfAbstractorConfig`], [`read_visual_config`]) and the validated runtime configs
+//!   ([`VisionConfig`], [`AbstractorConfig`]);
 //! - [`encoder`]: the ViT ([`VisionModel`]: patch projection, CLS, position embedding, pre-LN blocks with the
-//!   per-head interleaved fused QKV, quick-GELU, post-LN) and its config from `visual_config.visual_model`;
+//!   per-head interleaved fused QKV, quick-GELU, post-LN);
 //! - [`abstractor`]: the visual abstractor ([`VisualAbstractor`]: learned queries, sin-cos position tables on
 //!   queries and keys, normed-query residual, SwiGLU with `ffn_ln`, `visual_fc` + `vit_eos`);
 //! - [`error`]: the crate's error type, [`VisionError`].
@@ -22,12 +25,18 @@
 //! ```
 
 pub mod abstractor;
+pub mod config;
 pub mod encoder;
 pub mod error;
+mod ops;
 pub mod preprocess;
 
-pub use abstractor::{AbstractorConfig, AbstractorOutput, HfAbstractorConfig, VisualAbstractor};
-pub use encoder::{HfVisionConfig, VisionConfig, VisionModel, VisionOutput, read_visual_config};
+pub use abstractor::{AbstractorOutput, VisualAbstractor};
+pub use config::{
+    AbstractorConfig, HfAbstractorConfig, HfVisionConfig, HfVisualConfig, VisionConfig,
+    read_visual_config,
+};
+pub use encoder::{VisionModel, VisionOutput};
 pub use error::{IN_MEMORY, Result, VisionError};
 pub use preprocess::{
     CLIP_MEAN, CLIP_STD, ChannelValues, PILLOW_MAX_IMAGE_PIXELS, PassOrder, PixelBatch,

@@ -166,9 +166,9 @@ impl FromStr for ResizeMode {
             "shortest_edge_center_crop" | "center_crop" | "crop" => {
                 Ok(Self::ShortestEdgeCenterCrop)
             }
-            other => Err(VisionError::Config(format!(
-                "unknown resize mode {other:?} (expected pad, resize or shortest_edge_center_crop)"
-            ))),
+            _ => Err(VisionError::UnknownResizeMode {
+                value: s.to_string(),
+            }),
         }
     }
 }
@@ -241,8 +241,9 @@ impl Preprocessor {
     /// A pipeline from a parsed config.
     ///
     /// # Errors
-    /// [`VisionError::UnsupportedResample`] for an unknown / NEAREST filter, [`VisionError::Config`] for
-    /// zero sizes, bad mean/std (3 finite values, std ≠ 0) or a non-finite rescale factor.
+    /// [`VisionError::UnsupportedResample`] for an unknown / NEAREST filter,
+    /// [`VisionError::InvalidPreprocessorValue`] for zero sizes, a zero std, non-finite mean/std or rescale
+    /// factor, [`VisionError::ChannelCount`] for a mean/std of neither 1 nor 3 values.
     pub fn new(config: &PreprocessorConfig, mode: ResizeMode) -> Result<Self> {
         let filter = Resample::from_pil(config.resample)?;
         let size = match config.size {
@@ -255,9 +256,11 @@ impl Preprocessor {
             SizeSpec::Int(n) => (n, n),
             SizeSpec::HeightWidth { height, width } => (height, width),
             SizeSpec::ShortestEdge { .. } => {
-                return Err(VisionError::Config(
-                    "crop_size must be an int or {\"height\", \"width\"}".into(),
-                ));
+                return Err(VisionError::InvalidPreprocessorValue {
+                    key: "crop_size",
+                    value: format!("{:?}", config.crop_size),
+                    problem: "must be an int or {\"height\", \"width\"}",
+                });
             }
         };
         let zero_size = match size {
@@ -265,29 +268,34 @@ impl Preprocessor {
             TargetSize::Exact { height, width } => height == 0 || width == 0,
         };
         if zero_size && (config.do_resize || mode == ResizeMode::Resize) {
-            return Err(VisionError::Config(format!(
-                "size {:?} has a zero side",
-                config.size
-            )));
+            return Err(VisionError::InvalidPreprocessorValue {
+                key: "size",
+                value: format!("{:?}", config.size),
+                problem: "has a zero side",
+            });
         }
         if config.do_center_crop && (crop.0 == 0 || crop.1 == 0) {
-            return Err(VisionError::Config(format!(
-                "crop_size {:?} has a zero side",
-                config.crop_size
-            )));
+            return Err(VisionError::InvalidPreprocessorValue {
+                key: "crop_size",
+                value: format!("{:?}", config.crop_size),
+                problem: "has a zero side",
+            });
         }
         let mean = config.image_mean.rgb("image_mean")?;
         let std = config.image_std.rgb("image_std")?;
         if config.do_normalize && std.iter().any(|&s| s as f32 == 0.0) {
-            return Err(VisionError::Config(format!(
-                "image_std has a zero: {std:?}"
-            )));
+            return Err(VisionError::InvalidPreprocessorValue {
+                key: "image_std",
+                value: format!("{std:?}"),
+                problem: "has a zero",
+            });
         }
         if config.do_rescale && !config.rescale_factor.is_finite() {
-            return Err(VisionError::Config(format!(
-                "rescale_factor is not finite: {}",
-                config.rescale_factor
-            )));
+            return Err(VisionError::InvalidPreprocessorValue {
+                key: "rescale_factor",
+                value: config.rescale_factor.to_string(),
+                problem: "is not finite",
+            });
         }
         // mPLUG-Owl2: `tuple(int(x * 255) for x in image_processor.image_mean)`.
         let background = mean.map(|m| (m * 255.0).clamp(0.0, 255.0) as u8);
@@ -316,6 +324,26 @@ impl Preprocessor {
             max_pixels: PILLOW_MAX_IMAGE_PIXELS,
             lut,
         })
+    }
+
+    /// The same pipeline with another resize mode (a scoring prompt whose released code preprocesses its own way).
+    ///
+    /// # Errors
+    /// [`ResizeMode::Resize`] with a zero target size (which [`Preprocessor::new`] refuses too).
+    pub fn with_mode(mut self, mode: ResizeMode) -> Result<Self> {
+        let zero_size = match self.size {
+            TargetSize::ShortestEdge(n) => n == 0,
+            TargetSize::Exact { height, width } => height == 0 || width == 0,
+        };
+        if zero_size && (self.do_resize || mode == ResizeMode::Resize) {
+            return Err(VisionError::InvalidPreprocessorValue {
+                key: "size",
+                value: format!("{:?}", self.size),
+                problem: "has a zero side",
+            });
+        }
+        self.mode = mode;
+        Ok(self)
     }
 
     /// A pipeline from JSON text of a `preprocessor_config.json`.

@@ -6,66 +6,16 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use biqa_checkpoint::{Checkpoint, CheckpointError, TensorProblem, Weights};
+use biqa_testkit::{Arrays, assert_close, fixture, host, read_raw, write_f32_raw};
 use biqa_vision::abstractor::{VisualAbstractor, key_pos_table, query_pos_table};
-use biqa_vision::encoder::{VisionModel, read_visual_config};
-use burn::tensor::{Device, Tensor, TensorData};
+use biqa_vision::encoder::VisionModel;
+use biqa_vision::read_visual_config;
+use burn::tensor::Device;
 
 fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/owl2-components")
-}
-
-struct Arrays(std::collections::HashMap<String, (Vec<f32>, Vec<usize>)>);
-
-impl Arrays {
-    fn open(name: &str) -> Result<Self> {
-        let bytes = std::fs::read(dir().join(name))?;
-        let st = safetensors::SafeTensors::deserialize(&bytes)?;
-        let mut map = std::collections::HashMap::new();
-        for (n, v) in st.tensors() {
-            if v.dtype() == safetensors::Dtype::F32 {
-                let vals = v
-                    .data()
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect();
-                map.insert(n, (vals, v.shape().to_vec()));
-            }
-        }
-        Ok(Self(map))
-    }
-    fn get(&self, n: &str) -> Result<&(Vec<f32>, Vec<usize>)> {
-        self.0.get(n).with_context(|| format!("fixture tensor {n}"))
-    }
-    fn t3(&self, n: &str, device: &Device) -> Result<Tensor<3>> {
-        let (v, s) = self.get(n)?;
-        Ok(Tensor::from_data(
-            TensorData::new(v.clone(), [s[0], s[1], s[2]]),
-            device,
-        ))
-    }
-    fn t4(&self, n: &str, device: &Device) -> Result<Tensor<4>> {
-        let (v, s) = self.get(n)?;
-        Ok(Tensor::from_data(
-            TensorData::new(v.clone(), [s[0], s[1], s[2], s[3]]),
-            device,
-        ))
-    }
-}
-
-fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec_as::<f32>().expect("f32")
-}
-
-fn close(what: &str, got: &[f32], want: &[f32], tol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let worst = got
-        .iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    assert!(worst <= tol, "{what}: max |diff| = {worst} > {tol}");
+    fixture("owl2-components")
 }
 
 fn load() -> Result<(VisionModel, VisualAbstractor, Device)> {
@@ -75,38 +25,36 @@ fn load() -> Result<(VisionModel, VisualAbstractor, Device)> {
     let ckpt = Checkpoint::open(dir().join("weights.safetensors"))?;
     let device = Device::flex();
     let w = Weights::new(&ckpt, &device);
-    let vision = VisionModel::load(&w, &vcfg, "model.vision_model");
-    let abstractor = VisualAbstractor::load(&w, &acfg, "model.visual_abstractor");
-    // Everything else in the file belongs to the LLM.
-    if let Err(CheckpointError::Tensors { problems, .. }) = w.finish() {
-        for p in problems {
-            assert!(
-                matches!(&p, TensorProblem::Unexpected { name, .. } if name.starts_with("model.layers.") || name.starts_with("model.embed_tokens") || name == "model.norm.weight" || name == "lm_head.weight"),
-                "{p}"
-            );
-        }
-    }
+    let (vw, aw) = (
+        w.scope("model.vision_model"),
+        w.scope("model.visual_abstractor"),
+    );
+    let vision = VisionModel::load(&vw, &vcfg);
+    let abstractor = VisualAbstractor::load(&aw, &acfg);
+    // Each tower reports alone: the LLM's tensors in the file are none of their business.
+    vw.finish()?;
+    aw.finish()?;
     Ok((vision, abstractor, device))
 }
 
 #[test]
 fn vision_tower_matches() -> Result<()> {
     let (vision, _, device) = load()?;
-    let inputs = Arrays::open("inputs.safetensors")?;
-    let exp = Arrays::open("expected.safetensors")?;
-    let out = vision.forward(inputs.t4("pixel_values", &device)?, true, true)?;
+    let inputs = Arrays::fixture("owl2-components/inputs.safetensors")?;
+    let exp = Arrays::fixture("owl2-components/expected.safetensors")?;
+    let out = vision.forward(inputs.tensor::<4>("pixel_values", &device)?, true, true)?;
     for (i, h) in out.hidden_states.expect("hidden").into_iter().enumerate() {
         let n = format!("vision.hidden_states.{i}");
-        close(&n, &host(h), &exp.get(&n)?.0, 1e-4);
+        assert_close(&n, &host(h), exp.f32(&n)?, 1e-4);
     }
     for (i, a) in out.attentions.expect("attn").into_iter().enumerate() {
         let n = format!("vision.attentions.{i}");
-        close(&n, &host(a), &exp.get(&n)?.0, 1e-5);
+        assert_close(&n, &host(a), exp.f32(&n)?, 1e-5);
     }
-    close(
+    assert_close(
         "vision.last_hidden_state",
         &host(out.last_hidden_state),
-        &exp.get("vision.last_hidden_state")?.0,
+        exp.f32("vision.last_hidden_state")?,
         1e-4,
     );
     Ok(())
@@ -115,24 +63,27 @@ fn vision_tower_matches() -> Result<()> {
 #[test]
 fn abstractor_matches_including_the_eps_trap() -> Result<()> {
     let (_, abstractor, device) = load()?;
-    let inputs = Arrays::open("inputs.safetensors")?;
-    let exp = Arrays::open("expected.safetensors")?;
-    let out = abstractor.forward(exp.t3("vision.last_hidden_state", &device)?, true)?;
+    let inputs = Arrays::fixture("owl2-components/inputs.safetensors")?;
+    let exp = Arrays::fixture("owl2-components/expected.safetensors")?;
+    let out = abstractor.forward(exp.tensor::<3>("vision.last_hidden_state", &device)?, true)?;
     for (i, h) in out.layer_outputs.expect("layers").into_iter().enumerate() {
         let n = format!("abstractor.layer_outputs.{i}");
-        close(&n, &host(h), &exp.get(&n)?.0, 1e-4);
+        assert_close(&n, &host(h), exp.f32(&n)?, 1e-4);
     }
-    close(
+    assert_close(
         "abstractor.output",
         &host(out.image_embeds),
-        &exp.get("abstractor.output")?.0,
+        exp.f32("abstractor.output")?,
         1e-4,
     );
-    let small = abstractor.forward(inputs.t3("abstractor_small_input", &device)?, false)?;
-    close(
+    let small = abstractor.forward(
+        inputs.tensor::<3>("abstractor_small_input", &device)?,
+        false,
+    )?;
+    assert_close(
         "abstractor.small_input.output",
         &host(small.image_embeds),
-        &exp.get("abstractor.small_input.output")?.0,
+        exp.f32("abstractor.small_input.output")?,
         1e-4,
     );
     Ok(())
@@ -140,67 +91,59 @@ fn abstractor_matches_including_the_eps_trap() -> Result<()> {
 
 #[test]
 fn computed_position_tables_equal_the_stored_ones() -> Result<()> {
-    let w = Arrays::open("weights.safetensors")?;
-    let (q, _) =
-        w.get("model.visual_abstractor.encoder.layers.0.crossattention.attention.q_pos_embed")?;
-    let (k, _) =
-        w.get("model.visual_abstractor.encoder.layers.0.crossattention.attention.k_pos_embed")?;
-    close("q_pos_embed", &query_pos_table(64, 8), q, 1e-6);
-    close("k_pos_embed", &key_pos_table(64, 4), k, 1e-6);
+    let w = Arrays::fixture("owl2-components/weights.safetensors")?;
+    let q =
+        w.f32("model.visual_abstractor.encoder.layers.0.crossattention.attention.q_pos_embed")?;
+    let k =
+        w.f32("model.visual_abstractor.encoder.layers.0.crossattention.attention.k_pos_embed")?;
+    assert_close("q_pos_embed", &query_pos_table(64, 8), q, 1e-6);
+    assert_close("k_pos_embed", &key_pos_table(64, 4), k, 1e-6);
     Ok(())
 }
 
 #[test]
 fn batch_of_two_images() -> Result<()> {
     let (vision, abstractor, device) = load()?;
-    let inputs = Arrays::open("inputs.safetensors")?;
-    let exp = Arrays::open("expected.safetensors")?;
+    let inputs = Arrays::fixture("owl2-components/inputs.safetensors")?;
+    let exp = Arrays::fixture("owl2-components/expected.safetensors")?;
     let feats = vision
-        .forward(inputs.t4("batch_pixel_values", &device)?, false, false)?
+        .forward(
+            inputs.tensor::<4>("batch_pixel_values", &device)?,
+            false,
+            false,
+        )?
         .last_hidden_state;
     let tokens = host(abstractor.forward(feats, false)?.image_embeds);
     // Row 0 is image.png: the single-image output.
-    let single = &exp.get("abstractor.output")?.0;
-    close("batch row 0", &tokens[..single.len()], single, 1e-4);
+    let single = exp.f32("abstractor.output")?;
+    assert_close("batch row 0", &tokens[..single.len()], single, 1e-4);
     Ok(())
 }
 
 #[test]
 fn loader_lists_missing_and_misshaped_vision_tensors() -> Result<()> {
     // A corrupted copy of the weights: one vision tensor dropped, the position embedding cut short.
-    let bytes = std::fs::read(dir().join("weights.safetensors"))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)?;
-    let mut kept: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (name, view) in st.tensors() {
+    let mut kept = Vec::new();
+    for (name, mut shape, mut data) in read_raw(dir().join("weights.safetensors"))? {
         if name == "model.vision_model.encoder.layers.1.mlp.fc2.bias" {
             continue;
         }
-        let (mut shape, mut data) = (view.shape().to_vec(), view.data().to_vec());
         if name == "model.vision_model.embeddings.position_embedding" {
             shape = vec![1, 16, 64];
             data.truncate(16 * 64 * 4);
         }
         kept.push((name, shape, data));
     }
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = kept
-        .iter()
-        .map(|(n, s, d)| {
-            Ok((
-                n.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d)?,
-            ))
-        })
-        .collect::<Result<_>>()?;
     let tmp = tempfile::tempdir()?;
     let path = tmp.path().join("model.safetensors");
-    safetensors::serialize_to_file(views, None, &path)?;
+    write_f32_raw(&path, &kept)?;
     let (hv, ha) = read_visual_config(&dir().join("config.json"))?;
     let vcfg = hv.to_config()?;
     let acfg = ha.to_config(vcfg.grid(), 96)?;
     let ckpt = Checkpoint::open(&path)?;
     let w = Weights::new(&ckpt, &Device::flex());
-    let _v = VisionModel::load(&w, &vcfg, "model.vision_model");
-    let _a = VisualAbstractor::load(&w, &acfg, "model.visual_abstractor");
+    let _v = VisionModel::load(&w.scope("model.vision_model"), &vcfg);
+    let _a = VisualAbstractor::load(&w.scope("model.visual_abstractor"), &acfg);
     let Err(CheckpointError::Tensors { problems, .. }) = w.finish() else {
         anyhow::bail!("a corrupted vision tower loaded")
     };

@@ -2,13 +2,11 @@
 //! transformers 4.31): `tests/fixtures/tiny-owl2/expected` and `tests/fixtures/owl2-components/inputs.safetensors`.
 //! `resized_u8` must match bit for bit, `pixel_values` to 1e-6.
 
-mod common;
-
 use anyhow::Result;
+use biqa_testkit::{Arrays, fixture, max_abs_diff, u8_diff};
 use biqa_vision::{
     PixelBatch, Preprocessor, PreprocessorConfig, ResizeMode, SizeSpec, expand_to_square, load_rgb,
 };
-use common::{Tensors, fixture, max_abs_diff, u8_diff};
 
 const IMAGES: [&str; 2] = ["astronaut_96x96", "coffee_96x64"];
 
@@ -35,13 +33,13 @@ fn tiny_owl2_config_is_read() -> Result<()> {
 #[test]
 fn tiny_owl2_resized_u8_and_pixel_values() -> Result<()> {
     let proc = tiny_owl2()?;
-    let expected = Tensors::open("tiny-owl2/expected/expected.safetensors")?;
+    let expected = Arrays::fixture("tiny-owl2/expected/expected.safetensors")?;
     let facts: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture(
         "tiny-owl2/expected/expected.json",
     ))?)?;
     for name in IMAGES {
         let out = proc.preprocess_path(fixture(&format!("tiny-owl2/images/{name}.png")))?;
-        let (shape, u8s) = expected.u8(&format!("resized_u8.{name}"))?;
+        let (shape, u8s) = expected.shaped_u8(&format!("resized_u8.{name}"))?;
         assert_eq!(shape, [56, 56, 3]);
         assert_eq!(
             (out.resized().width(), out.resized().height()),
@@ -53,7 +51,7 @@ fn tiny_owl2_resized_u8_and_pixel_values() -> Result<()> {
             (0, 0),
             "{name}: resized_u8"
         );
-        let (shape, pv) = expected.f32(&format!("pixel_values.{name}"))?;
+        let (shape, pv) = expected.shaped_f32(&format!("pixel_values.{name}"))?;
         assert_eq!(shape, [1, 3, 56, 56]);
         let d = max_abs_diff(out.pixel_values(), &pv);
         println!("{name}: pixel_values max |diff| {d:e}");
@@ -76,9 +74,9 @@ fn tiny_owl2_batch_equals_single_images() -> Result<()> {
         .collect();
     let batch = proc.preprocess_paths(&paths)?;
     assert_eq!(batch.shape(), [2, 3, 56, 56]);
-    let expected = Tensors::open("tiny-owl2/expected/expected.safetensors")?;
+    let expected = Arrays::fixture("tiny-owl2/expected/expected.safetensors")?;
     for (i, name) in IMAGES.iter().enumerate() {
-        let (_, pv) = expected.f32(&format!("pixel_values.{name}"))?;
+        let (_, pv) = expected.shaped_f32(&format!("pixel_values.{name}"))?;
         assert!(max_abs_diff(batch.image(i).unwrap(), &pv) <= 1e-6);
     }
     Ok(())
@@ -108,12 +106,12 @@ fn components_padded_image_matches_expand2square() -> Result<()> {
 #[test]
 fn components_resized_u8_pixel_values_and_batch() -> Result<()> {
     let proc = components()?;
-    let inputs = Tensors::open("owl2-components/inputs.safetensors")?;
+    let inputs = Arrays::fixture("owl2-components/inputs.safetensors")?;
     let one = proc.preprocess_path(fixture("owl2-components/image.png"))?;
-    let (shape, u8s) = inputs.u8("resized_u8")?;
+    let (shape, u8s) = inputs.shaped_u8("resized_u8")?;
     assert_eq!(shape, [56, 56, 3]);
     assert_eq!(u8_diff(one.resized().as_raw(), &u8s), (0, 0));
-    let (shape, pv) = inputs.f32("pixel_values")?;
+    let (shape, pv) = inputs.shaped_f32("pixel_values")?;
     assert_eq!(shape, [1, 3, 56, 56]);
     let d = max_abs_diff(one.pixel_values(), &pv);
     assert!(d <= 1e-6, "pixel_values off by {d}");
@@ -122,7 +120,7 @@ fn components_resized_u8_pixel_values_and_batch() -> Result<()> {
         fixture("owl2-components/image.png"),
         fixture("owl2-components/image2.png"),
     ])?;
-    let (shape, bpv) = inputs.f32("batch_pixel_values")?;
+    let (shape, bpv) = inputs.shaped_f32("batch_pixel_values")?;
     assert_eq!(shape, [2, 3, 56, 56]);
     assert_eq!(batch.shape(), [2, 3, 56, 56]);
     let d = max_abs_diff(batch.data(), &bpv);

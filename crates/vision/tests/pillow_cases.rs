@@ -7,11 +7,9 @@
 //!   Pillow 13's pass order, and Pillow 12's where a case says `pass_order: horizontal_first`);
 //! * the stored CLIPImageProcessor outputs match to 1e-6.
 
-mod common;
-
 use anyhow::{Context, Result, anyhow};
+use biqa_testkit::{Arrays, fixture, max_abs_diff, u8_diff};
 use biqa_vision::{PassOrder, Preprocessor, PreprocessorConfig, ResizeMode, Rgb8Image, load_rgb};
-use common::{Tensors, fixture, max_abs_diff, u8_diff};
 use serde_json::Value;
 
 /// Largest per-channel difference allowed between the image crate's JPEG decoder and Pillow's libjpeg-turbo
@@ -39,7 +37,7 @@ fn hwc_image(shape: &[usize], data: Vec<u8>) -> Result<Rgb8Image> {
 #[test]
 fn decoding_matches_pillow_convert_rgb() -> Result<()> {
     let m = manifest()?;
-    let expected = Tensors::open("pillow-cases/expected.safetensors")?;
+    let expected = Arrays::fixture("pillow-cases/expected.safetensors")?;
     let mut failures = Vec::new();
     let mut jpeg_worst = 0u8;
     let files = m["files"].as_array().context("files")?;
@@ -48,7 +46,7 @@ fn decoding_matches_pillow_convert_rgb() -> Result<()> {
         let rel = f["file"].as_str().context("file")?;
         let img = load_rgb(fixture(&format!("pillow-cases/{rel}")), u64::MAX)
             .with_context(|| rel.to_owned())?;
-        let (shape, want) = expected.u8(f["decoded"].as_str().context("decoded")?)?;
+        let (shape, want) = expected.shaped_u8(f["decoded"].as_str().context("decoded")?)?;
         let want = hwc_image(&shape, want)?;
         if (img.width(), img.height()) != (want.width(), want.height()) {
             failures.push(format!("{rel}: size {}x{}", img.width(), img.height()));
@@ -88,7 +86,7 @@ fn decoding_matches_pillow_convert_rgb() -> Result<()> {
 #[test]
 fn every_case_is_bit_exact_with_pillow() -> Result<()> {
     let m = manifest()?;
-    let expected = Tensors::open("pillow-cases/expected.safetensors")?;
+    let expected = Arrays::fixture("pillow-cases/expected.safetensors")?;
     let mut failures = Vec::new();
     let cases = m["cases"].as_array().context("cases")?;
     assert!(cases.len() >= 60);
@@ -108,14 +106,15 @@ fn every_case_is_bit_exact_with_pillow() -> Result<()> {
         let lossy = c["source"].as_str().is_some_and(|s| s.ends_with(".jpg"));
         let out = if lossy {
             // Start from Pillow's decoded pixels: the decoders differ, the resize must not.
-            let (shape, data) = expected.u8(c["decoded"].as_str().context("decoded")?)?;
+            let (shape, data) = expected.shaped_u8(c["decoded"].as_str().context("decoded")?)?;
             proc.preprocess_image(&hwc_image(&shape, data)?)?
         } else {
             let src = c["source"].as_str().context("source")?;
             proc.preprocess_path(fixture(&format!("pillow-cases/{src}")))
                 .with_context(|| name.to_owned())?
         };
-        let (shape, want) = expected.u8(c["expected_u8"].as_str().context("expected_u8")?)?;
+        let (shape, want) =
+            expected.shaped_u8(c["expected_u8"].as_str().context("expected_u8")?)?;
         let got = out.resized();
         if [got.height() as usize, got.width() as usize, 3] != shape[..] {
             failures.push(format!(
@@ -131,7 +130,7 @@ fn every_case_is_bit_exact_with_pillow() -> Result<()> {
         }
         if let Some(key) = c.get("expected_pixel_values").and_then(Value::as_str) {
             with_pixel_values += 1;
-            let (shape, pv) = expected.f32(key)?;
+            let (shape, pv) = expected.shaped_f32(key)?;
             assert_eq!(shape, out.shape());
             let d = max_abs_diff(out.pixel_values(), &pv);
             println!("{name}: pixel_values max |diff| {d:e}");

@@ -48,21 +48,26 @@ impl ChannelValues {
     /// The three RGB values.
     ///
     /// # Errors
-    /// [`VisionError::Config`] unless there are 1 or 3 finite values.
-    pub fn rgb(&self, field: &str) -> Result<[f64; 3]> {
+    /// [`VisionError::ChannelCount`] unless there are 1 or 3 values, [`VisionError::InvalidPreprocessorValue`]
+    /// unless they are finite. `field` names the key in the error.
+    pub fn rgb(&self, field: &'static str) -> Result<[f64; 3]> {
         let v = match self {
             Self::Same(v) => [*v; 3],
             Self::PerChannel(v) if v.len() == 3 => [v[0], v[1], v[2]],
             Self::PerChannel(v) if v.len() == 1 => [v[0]; 3],
             Self::PerChannel(v) => {
-                return Err(VisionError::Config(format!(
-                    "{field} has {} values, expected 3",
-                    v.len()
-                )));
+                return Err(VisionError::ChannelCount {
+                    key: field,
+                    found: v.len(),
+                });
             }
         };
         if v.iter().any(|x| !x.is_finite()) {
-            return Err(VisionError::Config(format!("{field} is not finite: {v:?}")));
+            return Err(VisionError::InvalidPreprocessorValue {
+                key: field,
+                value: format!("{v:?}"),
+                problem: "is not finite",
+            });
         }
         Ok(v)
     }

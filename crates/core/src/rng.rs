@@ -1,6 +1,7 @@
-//! A small deterministic random generator (SplitMix64): the same seed gives the same stream on every platform.
+//! [`SplitMix64`]: a small deterministic random generator; the same seed gives the same stream on every platform.
 
-/// SplitMix64 (Steele, Lea, Flood 2014): 64 bits of state, good enough for crops, noise and wording choices.
+/// SplitMix64 (Steele, Lea, Flood 2014): 64 bits of state, good enough for crops, noise, wording choices, data
+/// order, dropout seeds, bootstrap resamples and random initialisation.
 #[derive(Debug, Clone)]
 pub struct SplitMix64 {
     state: u64,
@@ -31,7 +32,8 @@ impl SplitMix64 {
         z ^ (z >> 31)
     }
 
-    /// A uniform float in [0, 1) (53 bits).
+    /// A uniform float in [0, 1): the top 53 bits of [`SplitMix64::next_u64`] times 2⁻⁵³ (exact, so equal to a
+    /// division by 2⁵³).
     pub fn next_f64(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
@@ -84,6 +86,27 @@ mod tests {
             let f = a.next_f64();
             assert!((0.0..1.0).contains(&f));
             assert!(a.normal().is_finite());
+        }
+    }
+
+    #[test]
+    fn reference_stream() {
+        // The first outputs of SplitMix64 seeded with 0 (Vigna's reference implementation).
+        let mut r = SplitMix64::new(0);
+        assert_eq!(r.next_u64(), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(r.next_u64(), 0x6E78_9E6A_A1B9_65F4);
+        assert_eq!(r.next_u64(), 0x06C4_5D18_8009_454F);
+    }
+
+    #[test]
+    fn next_f64_is_the_top_53_bits_over_2_pow_53() {
+        let (mut a, mut b) = (SplitMix64::new(42), SplitMix64::new(42));
+        for _ in 0..10_000 {
+            let x = b.next_u64();
+            assert_eq!(
+                a.next_f64().to_bits(),
+                ((x >> 11) as f64 / (1u64 << 53) as f64).to_bits()
+            );
         }
     }
 }

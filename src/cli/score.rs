@@ -1,0 +1,78 @@
+//! `biqa score`: Q-Align scores of images.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use biqa::model::report::ScoredImage;
+use biqa::model::{Scorer, ScoringPrompt};
+
+use crate::cli::progress::Progress;
+use crate::cli::runtime::Runtime;
+
+/// Arguments of `biqa score`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Checkpoint directory (config.json, weights, tokenizer, preprocessor_config.json).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Images (PNG, JPEG, BMP, TIFF, WebP).
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Scoring prompt and level words: qalign (excellent…bad) or qinstruct (good/average/poor).
+    #[arg(long, default_value = "qalign")]
+    pub prompt: ScoringPrompt,
+    /// Print a JSON array, one object per image.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Scores the images and prints a table (or a JSON array of [`ScoredImage`]s).
+///
+/// # Errors
+/// Loading, preprocessing or scoring errors.
+pub fn run(args: Args, rt: &Runtime) -> Result<()> {
+    // The scorer preprocesses as its prompt's released code does (`ScoringPrompt::resize_mode`: Q-Instruct
+    // center-crops, Q-Align keeps the checkpoint's padding).
+    let m = rt.load(&args.model)?;
+    let scorer = Scorer::new(m.tokenizer(), args.prompt, None)?;
+    let images = &args.images;
+    let bar = Progress::items_if(
+        images.len() > args.batch_size && !args.json,
+        images.len(),
+        "images",
+    );
+    let results = m.score_paths(images, &scorer, args.batch_size, |done| bar.set(done))?;
+    bar.finish();
+    if args.json {
+        let scored: Vec<ScoredImage> = images
+            .iter()
+            .zip(&results)
+            .map(|(p, r)| ScoredImage::new(p.display().to_string(), r))
+            .collect();
+        println!("{}", serde_json::to_string(&scored)?);
+    } else {
+        println!(
+            "{:>8} {:>9}  {:<10} image",
+            "score", "score_1_5", "top word"
+        );
+        for (p, r) in images.iter().zip(&results) {
+            let top = r
+                .probs
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map_or("", |(i, _)| r.words[i].as_str());
+            println!(
+                "{:>8.4} {:>9.4}  {:<10} {}",
+                r.score,
+                r.score_1_5,
+                top,
+                p.display()
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,54 @@
+//! `biqa train`: training from a TOML configuration.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use burn::tensor::Device;
+
+use crate::cli::progress::TrainProgress;
+use crate::cli::runtime::{Runtime, device};
+
+/// Arguments of `biqa train`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The configuration file (see `examples/train.toml`).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Continue from the latest checkpoint in the output directory.
+    #[arg(long)]
+    pub resume: bool,
+    /// Data-parallel over these devices (comma-separated, e.g. `cuda:0,cuda:1`): each replica takes every
+    /// n-th micro-batch, gradients are summed on the first. Default: the global `--device`.
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<String>,
+}
+
+/// Trains, draws `loss.png` and prints where everything went.
+///
+/// # Errors
+/// A bad configuration (naming the key), data, model or I/O errors.
+pub fn run(args: Args, rt: &Runtime) -> Result<()> {
+    let config = biqa::train::TrainConfig::from_toml_file(&args.config)?;
+    let devices: Vec<Device> = if args.devices.is_empty() {
+        vec![rt.device()?]
+    } else {
+        args.devices
+            .iter()
+            .map(|d| device(Some(d.as_str())))
+            .collect::<Result<_>>()?
+    };
+    let mut obs = TrainProgress::default();
+    let report = biqa::train::train_data_parallel(&config, &devices, args.resume, &mut obs)?;
+    obs.progress.finish();
+    let png = config.output.join("loss.png");
+    biqa::training::loss_curve(&png, "training loss", &[("loss", &report.steps)])?;
+    println!(
+        "{} steps, {} trainable parameters; logs in {}, loss curve {}, final model {}",
+        report.steps.len(),
+        report.trainable,
+        config.output.display(),
+        png.display(),
+        report.final_model.display()
+    );
+    Ok(())
+}
