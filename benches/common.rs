@@ -108,6 +108,17 @@ pub fn small_vision() -> (VisionConfig, AbstractorConfig) {
     (v, a)
 }
 
+/// The CLIP preprocessing at 224 px (the small vision side's input), padding to a square as Q-Align.
+pub fn small_preprocessor() -> biqa::vision::Preprocessor {
+    biqa::vision::Preprocessor::from_json_str(
+        r#"{"crop_size": 224, "do_center_crop": true, "do_normalize": true, "do_resize": true,
+            "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
+            "resample": 3, "size": 224}"#,
+        biqa::vision::ResizeMode::Pad,
+    )
+    .expect("preprocessor")
+}
+
 fn turn(from: &str, value: &str) -> Turn {
     Turn {
         from: from.into(),

@@ -18,14 +18,14 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use biqa::decoder::Llama;
-use biqa::vision::{Preprocessor, ResizeMode, VisionModel, VisualAbstractor};
+use biqa::vision::{VisionModel, VisualAbstractor};
 use biqa_train::batch::ExpandedBatch;
 use biqa_train::optim::{AdamW, AdamWConfig, DecayExclusion};
 use biqa_train::params::{collect_grads, param_infos};
 use biqa_train::{ForwardLoss, Owl2Net, load_model};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use common::{fixture_batch, model_dir, small_llm, small_vision};
+use common::{fixture_batch, model_dir, small_llm, small_preprocessor, small_vision};
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 
 /// The learning rate of the timed steps (the timing does not depend on it).
@@ -151,13 +151,7 @@ fn benches(c: &mut Criterion) {
     };
     let batch = fixture_batch(&assets, ac.num_queries + 1);
     assert_eq!((batch.batch, batch.len, batch.n_supervised()), (2, 184, 18));
-    let pre = Preprocessor::from_json_str(
-        r#"{"crop_size": 224, "do_center_crop": true, "do_normalize": true, "do_resize": true,
-            "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
-            "resample": 3, "size": 224}"#,
-        ResizeMode::Pad,
-    )
-    .expect("preprocessor");
+    let pre = small_preprocessor();
     let pixels = pre
         .preprocess_paths(&batch.images)
         .expect("pixels")

@@ -78,6 +78,7 @@ fn main() -> Result<()> {
             every: 0,
             max_images: Some(72),
             instability: None,
+            max_new_tokens: 64,
         }),
         stop_after: None,
     };
@@ -120,12 +121,12 @@ fn main() -> Result<()> {
         steps - s1
     )?;
     md.push_str(
-        "| recipe | stage | steps | first loss | last loss | mean of last 10 | SRCC | PLCC |\n",
+        "| recipe | stage | steps | first loss | last loss | mean of last 10 | SRCC (own pipeline) | PLCC (own pipeline) | SRCC (direct) | PLCC (direct) |\n",
     );
-    md.push_str("|---|---|---|---|---|---|---|---|\n");
+    md.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
     println!(
-        "{:<10} {:<10} {:>5} {:>10} {:>10} {:>8} {:>8}",
-        "recipe", "stage", "steps", "first", "last10", "SRCC", "PLCC"
+        "{:<10} {:<10} {:>5} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8}",
+        "recipe", "stage", "steps", "first", "last10", "SRCC", "PLCC", "SRCC-d", "PLCC-d"
     );
     for (name, r) in &runs {
         let mut stages: Vec<biqa::train::StageKind> = r.steps.iter().map(|s| s.stage).collect();
@@ -140,8 +141,14 @@ fn main() -> Result<()> {
             let tail = &st[st.len().saturating_sub(10)..];
             let ev = r.evals.iter().find(|e| e.stage == stage);
             let (srcc, plcc) = ev.map_or((f64::NAN, f64::NAN), |e| (e.srcc, e.plcc));
+            let (psrcc, pplcc) = ev.map_or((f64::NAN, f64::NAN), |e| {
+                (
+                    e.pipeline_srcc.unwrap_or(f64::NAN),
+                    e.pipeline_plcc.unwrap_or(f64::NAN),
+                )
+            });
             println!(
-                "{name:<10} {:<10} {:>5} {:>10.4} {:>10.4} {srcc:>8.4} {plcc:>8.4}",
+                "{name:<10} {:<10} {:>5} {:>10.4} {:>10.4} {psrcc:>8.4} {pplcc:>8.4} {srcc:>8.4} {plcc:>8.4}",
                 stage.name(),
                 st.len(),
                 st[0].loss,
@@ -149,7 +156,7 @@ fn main() -> Result<()> {
             );
             writeln!(
                 md,
-                "| {name} | {} | {} | {:.4} | {:.4} | {:.4} | {srcc:.4} | {plcc:.4} |",
+                "| {name} | {} | {} | {:.4} | {:.4} | {:.4} | {psrcc:.4} | {pplcc:.4} | {srcc:.4} | {plcc:.4} |",
                 stage.name(),
                 st.len(),
                 st[0].loss,
@@ -159,8 +166,11 @@ fn main() -> Result<()> {
         }
     }
     md.push_str(
-        "\nSRCC / PLCC: Q-Align scores (softmax over excellent…bad after \"The quality of the image is\") of the \
-         held-out test images against their pseudo-MOS, after each stage. With the tiny random-weight model these \
+        "\nSRCC / PLCC (own pipeline): each model answered through the pipeline of its recipe (one-stage: one \
+         generated answer; two-stage: image → description, then text only → conclusion), scored by the level-word \
+         probabilities where its conclusion states the level, as the paper evaluates. SRCC / PLCC (direct): Q-Align \
+         scores (softmax over excellent…bad after \"The quality of the image is\"). Both on the held-out test \
+         images against their pseudo-MOS, after each stage. With the tiny random-weight model these \
          are near chance: the report demonstrates the pipeline. NaN means the scores were constant.\n\n\
          ![loss curves](loss.png)\n",
     );

@@ -24,12 +24,13 @@ use biqa_metrics::{
     plcc_logistic, srcc,
 };
 use biqa_model::{Assessment, Owl2, PassKind, PipelineConfig, PipelineKind, Scorer};
+use biqa_probes::SegmentShares;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
 /// The dataset formats `biqa eval` reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum DatasetKind {
     /// KonIQ-10k `koniq10k_scores_and_distributions.csv` (MOS 1–5).
@@ -300,6 +301,9 @@ pub struct EvalSummary {
     /// Table 1: instability of K sampled answers × S sessions (with `--instability`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instability: Option<InstabilityReport>,
+    /// Relation estimation (with `--attention`): the mean attention share of the quality token per segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<SegmentShares>,
     /// The logistic's parameters, when it was fitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logistic_betas: Option<[f64; 4]>,
@@ -333,6 +337,9 @@ pub struct EvalOptions {
     pub instability: Option<(usize, usize)>,
     /// The temperature of the instability samples.
     pub instability_temperature: f32,
+    /// Relation estimation (Fig. 5): the attention share of the quality token over its context segments, averaged
+    /// over the assessed images.
+    pub attention: bool,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -488,7 +495,26 @@ pub fn evaluate(
     // Only the rows of the current item set count (a folder may hold more after a change of --limit).
     let wanted: HashSet<&str> = items.iter().map(|i| i.image.as_str()).collect();
     rows.retain(|r| wanted.contains(r.image.as_str()));
-    let summary = summarise(spec, &rows, binning, instability);
+    let mut summary = summarise(spec, &rows, binning, instability);
+    if options.attention {
+        let mut maps = Vec::new();
+        for r in &rows {
+            let (Some(a), Some(it)) = (&r.assessment, items.iter().find(|i| i.image == r.image))
+            else {
+                continue;
+            };
+            let map = biqa_probes::owl2::answer_attention(
+                model,
+                Some(&it.path),
+                a,
+                &pipeline.prompts.conclusion_probe,
+            )?;
+            maps.push(map);
+        }
+        if !maps.is_empty() {
+            summary.attention = Some(biqa_probes::attention::average_shares(&maps)?);
+        }
+    }
     write_outputs(out, &summary, &rows)?;
     Ok(summary)
 }
@@ -659,6 +685,7 @@ pub fn summarise(
         },
         per_distortion,
         instability,
+        attention: None,
         logistic_betas: logistic.ok().map(|f| f.betas),
     }
 }
@@ -735,6 +762,12 @@ pub fn summary_markdown(s: &EvalSummary) -> String {
             100.0 * i.invalid_rate
         ));
     }
+    if let Some(att) = &s.attention {
+        md.push_str("\n## Attention of the quality token (relation estimation)\n\n| segment | mean share | images |\n|---|---|---|\n");
+        for ((name, v), n) in att.segments.iter().zip(&att.mean).zip(&att.samples) {
+            md.push_str(&format!("| {name} | {:.2} % | {n} |\n", 100.0 * v));
+        }
+    }
     if !s.per_distortion.is_empty() {
         md.push_str("\n## Per distortion\n\n| distortion | n | SRCC | PLCC |\n|---|---|---|---|\n");
         let f = |v: Option<f64>| v.map_or_else(|| "n/a".into(), |x| format!("{x:.4}"));
@@ -788,6 +821,14 @@ fn write_outputs(out: &Path, s: &EvalSummary, rows: &[ResultRow]) -> Result<()> 
             &rows_l,
             &cols,
             &s.confusion,
+        )?;
+    }
+    if let Some(att) = &s.attention {
+        biqa_probes::figures::share_bars(
+            &out.join("attention.png"),
+            &format!("attention of the quality token ({})", s.spec.pipeline),
+            &att.segments,
+            &att.mean,
         )?;
     }
     Ok(())

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use biqa::decoder::Sampling;
 use biqa::metrics::Level;
 use biqa::model::{
     Assessment, PipelineConfig, PipelineKind, PipelinePrompts, Scorer, ScoringPrompt,
@@ -13,6 +12,7 @@ use serde::Serialize;
 
 use crate::cli::progress::Progress;
 use crate::cli::runtime::Runtime;
+use crate::cli::text::SamplingArgs;
 
 /// Arguments of `biqa assess`.
 #[derive(Debug, clap::Args)]
@@ -33,21 +33,9 @@ pub struct Args {
     /// the answers agree.
     #[arg(long, default_value_t = 1)]
     pub samples: usize,
-    /// Temperature; 0 means greedy.
-    #[arg(long, default_value_t = 0.0)]
-    pub temperature: f32,
-    /// Nucleus sampling mass.
-    #[arg(long)]
-    pub top_p: Option<f32>,
-    /// Keep only the k most likely tokens.
-    #[arg(long)]
-    pub top_k: Option<usize>,
-    /// Seed of the sampler (image i, sample k: seed + k · 1 000 003 + i).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// New tokens per generated pass.
-    #[arg(long, default_value_t = 256)]
-    pub max_new_tokens: usize,
+    /// Temperature, top-p, top-k, seed (image i, sample k: seed + k · 1 000 003 + i), new tokens per pass.
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
     /// Images per batch.
     #[arg(long, default_value_t = 4)]
     pub batch_size: usize,
@@ -91,8 +79,9 @@ pub fn run(args: Args, rt: &Runtime) -> Result<()> {
         None => PipelinePrompts::for_checkpoint(&args.model)?,
     };
     let mut config = PipelineConfig::new(args.pipeline, prompts);
-    config.sampling = Sampling::from_params(args.temperature, args.top_k, args.top_p)?;
-    config.max_new_tokens = args.max_new_tokens;
+    let g = args.sampling.config(Vec::new())?;
+    config.sampling = g.sampling;
+    config.max_new_tokens = g.max_new_tokens;
     let scorer = Scorer::new(m.tokenizer(), ScoringPrompt::Qalign, None)?;
     let n = args.images.len();
     let samples = args.samples.max(1);
@@ -109,7 +98,7 @@ pub fn run(args: Args, rt: &Runtime) -> Result<()> {
         })
         .collect();
     for k in 0..samples {
-        let seed = args.seed.wrapping_add(k as u64 * 1_000_003);
+        let seed = args.sampling.seed.wrapping_add(k as u64 * 1_000_003);
         let results = m.assess_paths(&config, &scorer, &args.images, seed, args.batch_size, |d| {
             bar.set(k * n + d);
         });

@@ -27,7 +27,7 @@ pub struct Args {
     pub pipeline: PipelineKind,
     /// The annotation format.
     #[arg(long, value_enum, required_unless_present = "compare")]
-    pub dataset: Option<DatasetArg>,
+    pub dataset: Option<DatasetKind>,
     /// The annotation file (koniq: koniq10k_scores_and_distributions.csv; spaq: the xlsx; livec:
     /// Data/AllImages_release.mat; csiq: csiq.DMOS.xlsx; kadid: dmos.csv; pyiqa: a meta-info CSV; qalign-json: a
     /// test JSON; synth: manifest.csv).
@@ -72,6 +72,10 @@ pub struct Args {
     /// Temperature of the instability samples (default: the checkpoint's generation_config.json, else 0.2).
     #[arg(long)]
     pub instability_temperature: Option<f32>,
+    /// Relation estimation (Fig. 5): the attention share of the quality token over image / prompt / description /
+    /// conclusion, averaged over the images (summary and attention.png).
+    #[arg(long)]
+    pub attention: bool,
     /// Stop at the first image that cannot be assessed (default: record it as an error row and go on).
     #[arg(long)]
     pub strict: bool,
@@ -81,42 +85,6 @@ pub struct Args {
     /// Compare run folders instead: one Table-2-style markdown with a column per run (and Table-1 rows).
     #[arg(long, num_args = 1.., conflicts_with_all = ["model", "dataset", "file"])]
     pub compare: Vec<PathBuf>,
-}
-
-/// The dataset formats, as command-line values.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum DatasetArg {
-    /// KonIQ-10k.
-    Koniq,
-    /// SPAQ.
-    Spaq,
-    /// LIVE Challenge.
-    Livec,
-    /// CSIQ.
-    Csiq,
-    /// KADID-10k.
-    Kadid,
-    /// A pyiqa meta-info CSV.
-    Pyiqa,
-    /// A Q-Align test JSON.
-    QalignJson,
-    /// The manifest.csv of `biqa synth`.
-    Synth,
-}
-
-impl From<DatasetArg> for DatasetKind {
-    fn from(d: DatasetArg) -> Self {
-        match d {
-            DatasetArg::Koniq => DatasetKind::Koniq,
-            DatasetArg::Spaq => DatasetKind::Spaq,
-            DatasetArg::Livec => DatasetKind::Livec,
-            DatasetArg::Csiq => DatasetKind::Csiq,
-            DatasetArg::Kadid => DatasetKind::Kadid,
-            DatasetArg::Pyiqa => DatasetKind::Pyiqa,
-            DatasetArg::QalignJson => DatasetKind::QalignJson,
-            DatasetArg::Synth => DatasetKind::Synth,
-        }
-    }
 }
 
 fn parse_pair<T: std::str::FromStr>(s: &str, what: &str) -> Result<(T, T)> {
@@ -157,7 +125,7 @@ pub fn run(args: Args, rt: &Runtime) -> Result<()> {
     else {
         bail!("--model, --dataset, FILE and --out are required (or --compare RUN...)");
     };
-    let kind = DatasetKind::from(dataset);
+    let kind = dataset;
     let images = args.images.clone().unwrap_or_else(|| {
         file.parent()
             .map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf)
@@ -214,6 +182,7 @@ pub fn run(args: Args, rt: &Runtime) -> Result<()> {
             .instability_temperature
             .or_else(|| checkpoint_temperature(model))
             .unwrap_or(0.2),
+        attention: args.attention,
     };
     let bar = Progress::items_if(!args.json, items.len(), "images");
     let summary = evaluate(

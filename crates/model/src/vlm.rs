@@ -351,6 +351,30 @@ impl Owl2 {
             .collect())
     }
 
+    /// The next-token logits `[V]` after a text-only token sequence (no image, modality 0 throughout): one plain
+    /// decoder forward of `ids` embedded with `embed_tokens`, no padding, no cache.
+    ///
+    /// # Errors
+    /// An empty sequence, an id beyond the vocabulary, or decoder errors.
+    pub fn text_logits(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        let embeds = self.net.llm.embed_ids(&[ids.to_vec()])?;
+        let out = self.net.forward(
+            biqa_decoder::DecoderInput {
+                modality: Modality::Text,
+                ..biqa_decoder::DecoderInput::text(embeds)
+            },
+            &mut KvCache::new(),
+            ForwardOptions {
+                logits: LogitsMode::Last,
+                ..Default::default()
+            },
+        )?;
+        host(
+            out.logits
+                .ok_or(ModelError::MissingOutput { what: "logits" })?,
+        )
+    }
+
     /// Scores preprocessed pixels `[N, 3, S, S]` in one batch.
     ///
     /// # Errors

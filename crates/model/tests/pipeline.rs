@@ -8,9 +8,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, ensure};
-use biqa_decoder::{
-    DecoderInput, ForwardOptions, GenerationConfig, KvCache, LogitsMode, Modality, Sampling,
-};
+use biqa_decoder::{GenerationConfig, Sampling};
 use biqa_model::{
     Assessment, LoadOptions, Owl2, PassKind, PipelineConfig, PipelineKind, PipelinePrompts,
     ProbsAt, Scorer, ScoringPrompt,
@@ -106,24 +104,7 @@ fn two_stage_second_pass_is_text_only_and_its_probs_are_a_text_forward() -> Resu
             }
             ProbsAt::Direct => anyhow::bail!("a generating pipeline read the direct position"),
         }
-        let embeds = m.net.llm.embed_ids(std::slice::from_ref(&ids))?;
-        let out = m.net.llm.forward(
-            DecoderInput {
-                modality: Modality::Text,
-                ..DecoderInput::text(embeds)
-            },
-            &mut KvCache::new(),
-            ForwardOptions {
-                logits: LogitsMode::Last,
-                ..Default::default()
-            },
-        )?;
-        let logits: Vec<f32> = out
-            .logits
-            .expect("logits")
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let logits = m.text_logits(&ids)?;
         let want = level_probs(&s, &logits);
         for (p, q) in a.probs.iter().zip(&want) {
             ensure!((p - q).abs() <= 1e-4, "{:?} vs {want:?}", a.probs);

@@ -17,7 +17,7 @@ fn owl2() -> PathBuf {
 }
 
 fn expected() -> Result<Value> {
-    read_json(&owl2().join("expected/tokenizer_expected.json"))
+    read_json(owl2().join("expected/tokenizer_expected.json"))
 }
 
 /// A temporary checkpoint directory with copies of the given tiny-owl2 files.
@@ -151,7 +151,7 @@ fn legacy_false_follows_transformers_4_31() {
     let exp = expected().unwrap();
     for file in ["tokenizer.model", "tokenizer.json"] {
         let dir = dir_with(&[file, CONFIGS[1]]).unwrap();
-        let mut cfg = read_json(&owl2().join(CONFIGS[0])).unwrap();
+        let mut cfg = read_json(owl2().join(CONFIGS[0])).unwrap();
         cfg["legacy"] = Value::Bool(false);
         std::fs::write(dir.path().join(CONFIGS[0]), cfg.to_string()).unwrap();
         let tok = Tokenizer::from_dir(dir.path()).unwrap();
@@ -231,7 +231,7 @@ fn every_tokenizer_image_token_prompt_matches() {
 
 #[test]
 fn prompts_and_generations_of_the_model_fixture() {
-    let exp = read_json(&owl2().join("expected/expected.json")).unwrap();
+    let exp = read_json(owl2().join("expected/expected.json")).unwrap();
     let tok = Tokenizer::from_dir(owl2()).unwrap();
     assert_eq!(tok.source(), TokenizerSource::SentencePiece);
     for (prompt, key) in [
@@ -310,7 +310,7 @@ fn qalign_levels_and_special_ids() {
 #[test]
 fn tiny_llama_gqa_shares_the_tokenizer() {
     let dir = fixtures().join("tiny-llama-gqa");
-    let exp = read_json(&dir.join("expected/expected.json")).unwrap();
+    let exp = read_json(dir.join("expected/expected.json")).unwrap();
     let tok = Tokenizer::from_dir(&dir).unwrap();
     tok.check_vocab_size(512).unwrap();
     let want = ids(&exp["input_ids"][0]);
@@ -442,13 +442,13 @@ fn shared_pair() -> &'static (Tokenizer, Tokenizer) {
 /// clean-up on, an additional special token missing from the vocabulary, two added tokens.
 fn variant_dir(tokenizer_file: &str) -> Result<TempDir> {
     let dir = dir_with(&[tokenizer_file])?;
-    let mut cfg = read_json(&owl2().join(CONFIGS[0]))?;
+    let mut cfg = read_json(owl2().join(CONFIGS[0]))?;
     cfg["add_eos_token"] = Value::Bool(true);
     cfg["pad_token"] = "<unk>".into();
     cfg["clean_up_tokenization_spaces"] = Value::Bool(true);
     cfg["additional_special_tokens"] = serde_json::json!(["<|extra_special|>"]);
     std::fs::write(dir.path().join(CONFIGS[0]), cfg.to_string())?;
-    let mut map = read_json(&owl2().join(CONFIGS[1]))?;
+    let mut map = read_json(owl2().join(CONFIGS[1]))?;
     map["pad_token"] = "<unk>".into();
     map["additional_special_tokens"] = serde_json::json!(["<|extra_special|>"]);
     std::fs::write(dir.path().join(CONFIGS[1]), map.to_string())?;
@@ -923,7 +923,7 @@ fn differential_against_transformers_cases() {
         let model_dir = dir_with(&["tokenizer.model", CONFIGS[0], CONFIGS[1]]).unwrap();
         let json_dir = dir_with(&["tokenizer.json", CONFIGS[0], CONFIGS[1]]).unwrap();
         let nonlegacy = dir_with(&["tokenizer.model", CONFIGS[1]]).unwrap();
-        let mut cfg = read_json(&owl2().join(CONFIGS[0])).unwrap();
+        let mut cfg = read_json(owl2().join(CONFIGS[0])).unwrap();
         cfg["legacy"] = Value::Bool(false);
         std::fs::write(nonlegacy.path().join(CONFIGS[0]), cfg.to_string()).unwrap();
         let variant_model = variant_dir("tokenizer.model").unwrap();
@@ -946,7 +946,7 @@ fn differential_against_transformers_cases() {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             let tok = Tokenizer::from_dir(&path).unwrap();
-            let cases = read_json(&path.join("cases.json")).unwrap();
+            let cases = read_json(path.join("cases.json")).unwrap();
             let (a, b) = compare_with_cases(&tok, &cases, &path.display().to_string(), true);
             n += a;
             failures += b;

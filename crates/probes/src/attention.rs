@@ -220,3 +220,15 @@ pub fn segments_from_modality(
     push("generated", prompt_len, prompt_len + generated);
     out
 }
+
+/// What `biqa probe attention` writes to `attention.json`: the images, the aggregated map of each, and their
+/// average shares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttentionReport {
+    /// The images, in order.
+    pub images: Vec<std::path::PathBuf>,
+    /// The aggregated attention of each image.
+    pub maps: Vec<AttentionMap>,
+    /// The shares averaged over the images.
+    pub average: SegmentShares,
+}

@@ -565,7 +565,7 @@ pub fn confusion_matrix(
             (FONT_NAME, 18).into_font(),
         ))
         .map_err(e)?;
-        root.draw(&Text::new("answered →", (left, 40), font.clone()))
+        root.draw(&Text::new("answered →", (left, 30), font.clone()))
             .map_err(e)?;
         for (j, c) in cols.iter().enumerate() {
             root.draw(&Text::new(
@@ -604,6 +604,53 @@ pub fn confusion_matrix(
                 ))
                 .map_err(e)?;
             }
+        }
+        Ok(())
+    })
+}
+
+/// A horizontal bar chart of named shares in [0, 1] (the attention share of the quality token per context
+/// segment, Fig. 5).
+///
+/// # Errors
+/// Labels and values of different lengths, none at all, or drawing / I/O errors.
+pub fn share_bars(path: &Path, title: &str, labels: &[String], values: &[f64]) -> Result<()> {
+    if labels.is_empty() || labels.len() != values.len() {
+        return Err(ProbeError::Plot {
+            path: path.to_path_buf(),
+            reason: format!("{} labels for {} values", labels.len(), values.len()),
+        });
+    }
+    register_font();
+    let (left, top, bar_h, width) = (140i32, 50i32, 36i32, 420i32);
+    let height = top + (bar_h + 10) * labels.len() as i32 + 20;
+    render(path, ((left + width + 90) as u32, height as u32), |root| {
+        root.draw(&Text::new(
+            title.to_string(),
+            (12, 12),
+            (FONT_NAME, 18).into_font(),
+        ))
+        .map_err(e)?;
+        for (i, (l, v)) in labels.iter().zip(values).enumerate() {
+            let y = top + (bar_h + 10) * i as i32;
+            let w = (f64::from(width) * v.clamp(0.0, 1.0)).round() as i32;
+            root.draw(&Text::new(
+                l.clone(),
+                (8, y + bar_h / 2 - 8),
+                (FONT_NAME, 15).into_font(),
+            ))
+            .map_err(e)?;
+            root.draw(&Rectangle::new(
+                [(left, y), (left + w.max(1), y + bar_h)],
+                colour(0.35).filled(),
+            ))
+            .map_err(e)?;
+            root.draw(&Text::new(
+                format!("{:.1} %", 100.0 * v),
+                (left + w + 8, y + bar_h / 2 - 8),
+                (FONT_NAME, 15).into_font(),
+            ))
+            .map_err(e)?;
         }
         Ok(())
     })

@@ -4,7 +4,10 @@
 use std::path::Path;
 
 use biqa_decoder::{DecoderInput, ForwardOptions, GenerationConfig, KvCache, LogitsMode, Modality};
-use biqa_model::{Owl2, ScoringPrompt, describe_prompt};
+use biqa_model::{
+    Assessment, Owl2, PipelineKind, ProbsAt, ScoringPrompt, Segment as ModelSegment,
+    describe_prompt,
+};
 use burn::tensor::Tensor;
 
 use crate::attention::{AttentionMap, Segment, aggregate, segments_from_modality};
@@ -172,4 +175,156 @@ pub fn quality_attention(
         .attentions
         .ok_or(ProbeError::MissingTrace { what: "attentions" })?;
     aggregate(&atts, layers, 0, &seq.queries, seq.segments)
+}
+
+/// The token span `[start, end)` of the characters `chars` of `ids`' decoded text: a token belongs to the span when
+/// the text decoded up to it ends inside it (prefix decodes, so multi-byte pieces and dropped spaces are handled
+/// as the tokenizer decodes them).
+fn token_span(m: &Owl2, ids: &[u32], chars: std::ops::Range<usize>) -> std::ops::Range<usize> {
+    let lens: Vec<usize> = (0..=ids.len())
+        .map(|k| m.tokenizer().decode(&ids[..k], true).chars().count())
+        .collect();
+    let start = (0..ids.len())
+        .find(|&k| lens[k + 1] > chars.start)
+        .unwrap_or(ids.len());
+    let end = (start..ids.len())
+        .find(|&k| lens[k + 1] >= chars.end)
+        .map_or(ids.len(), |k| k + 1);
+    start..end
+}
+
+/// The character range of `needle` in `hay` (by chars), if present.
+fn char_range(hay: &str, needle: &str) -> Option<std::ops::Range<usize>> {
+    let needle = needle.trim();
+    if needle.is_empty() {
+        return None;
+    }
+    let at = hay.find(needle)?;
+    let start = hay[..at].chars().count();
+    Some(start..start + needle.chars().count())
+}
+
+/// Relation estimation (the paper's Section 3.2 / Fig. 5) for one [`Assessment`]: the attention of the position
+/// that produces the conclusion's level word (or, without one, the position after the conclusion probe) over the
+/// segments of its context — `image` tokens, `prompt` text, the `description` (one-stage: the answer before its
+/// conclusion sentence; two-stage: the description inside the text-only second prompt) and the `conclusion` so far
+/// — averaged over heads and all layers. `image` is the assessed image (needed when the pass saw it).
+///
+/// # Errors
+/// Model errors, or an assessment without passes.
+pub fn answer_attention(
+    m: &Owl2,
+    image: Option<&Path>,
+    a: &Assessment,
+    conclusion_probe: &str,
+) -> Result<AttentionMap> {
+    let pass_index = usize::from(a.pipeline == PipelineKind::TwoStage);
+    let pass = a
+        .passes
+        .get(pass_index)
+        .ok_or(ProbeError::NothingChosen { what: "pass" })?;
+    let eos = m.net.llm.config.eos_token_ids.clone();
+    let answer: Vec<u32> = match a.probs_at {
+        ProbsAt::Answer { token, .. } => pass.token_ids[..token.min(pass.token_ids.len())].to_vec(),
+        _ => pass
+            .token_ids
+            .iter()
+            .copied()
+            .filter(|t| !eos.contains(t))
+            .collect(),
+    };
+    let probe: Vec<u32> = match a.probs_at {
+        ProbsAt::Probe => m.tokenizer().encode(conclusion_probe, false),
+        _ => Vec::new(),
+    };
+    // The prompt as the pass saw it: text ids, and the image slot where -200 stands.
+    let mut row = Vec::new();
+    let mut text: Vec<u32> = Vec::new();
+    let mut has_image = false;
+    for &id in &pass.prompt_ids {
+        if id < 0 {
+            if !text.is_empty() {
+                row.push(ModelSegment::Text(std::mem::take(&mut text)));
+            }
+            row.push(ModelSegment::Image(0));
+            has_image = true;
+        } else {
+            text.push(u32::try_from(id).unwrap_or(0));
+        }
+    }
+    text.extend(&answer);
+    text.extend(&probe);
+    row.push(ModelSegment::Text(text));
+    let images = match (has_image, image) {
+        (true, Some(p)) => Some(m.encode_images(m.pixels(&[p])?)?),
+        (true, None) => return Err(ProbeError::NothingChosen { what: "image" }),
+        _ => None,
+    };
+    let image_tokens = images.as_ref().map_or(0, |t| t.dims()[1]);
+    let prompt = m.prepare_segments(vec![row], images)?;
+    // Segment names position by position.
+    let mut names: Vec<&str> = Vec::new();
+    let prompt_text_ids: Vec<u32> = pass
+        .prompt_ids
+        .iter()
+        .filter(|&&i| i >= 0)
+        .map(|&i| u32::try_from(i).unwrap_or(0))
+        .collect();
+    let description_in_prompt = match (a.pipeline, &a.description) {
+        (PipelineKind::TwoStage, Some(d)) => {
+            let decoded = m.tokenizer().decode(&prompt_text_ids, true);
+            char_range(&decoded, d).map(|r| token_span(m, &prompt_text_ids, r))
+        }
+        _ => None,
+    };
+    let mut text_index = 0;
+    for &id in &pass.prompt_ids {
+        if id < 0 {
+            names.extend(std::iter::repeat_n("image", image_tokens));
+        } else {
+            let in_desc = description_in_prompt
+                .as_ref()
+                .is_some_and(|r| r.contains(&text_index));
+            names.push(if in_desc { "description" } else { "prompt" });
+            text_index += 1;
+        }
+    }
+    let answer_desc = match (a.pipeline, &a.description) {
+        (PipelineKind::OneStage, Some(d)) => {
+            let decoded = m.tokenizer().decode(&answer, true);
+            char_range(&decoded, d).map(|r| token_span(m, &answer, r))
+        }
+        _ => None,
+    };
+    for k in 0..answer.len() {
+        let in_desc = answer_desc.as_ref().is_some_and(|r| r.contains(&k));
+        names.push(if in_desc { "description" } else { "conclusion" });
+    }
+    names.extend(std::iter::repeat_n("conclusion", probe.len()));
+    let mut segments: Vec<Segment> = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        match segments.last_mut() {
+            Some(s) if s.name == *n && s.end == i => s.end = i + 1,
+            _ => segments.push(Segment {
+                name: (*n).to_string(),
+                start: i,
+                end: i + 1,
+            }),
+        }
+    }
+    let total = names.len();
+    let out = m.net.forward(
+        prompt.into_input(),
+        &mut KvCache::new(),
+        ForwardOptions {
+            logits: LogitsMode::None,
+            hidden_states: false,
+            attentions: true,
+        },
+    )?;
+    let atts = out
+        .attentions
+        .ok_or(ProbeError::MissingTrace { what: "attentions" })?;
+    let layers: Vec<usize> = (0..atts.len()).collect();
+    aggregate(&atts, &layers, 0, &[total - 1], segments)
 }

@@ -97,3 +97,14 @@ pub fn trajectories(lenses: &[LensResult], final_word: Option<&str>) -> Result<T
         restricted_to: final_word.map(str::to_string),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_samples_is_a_typed_error() {
+        let e = trajectories(&[], None).err();
+        assert!(matches!(e, Some(ProbeError::EmptySamples)), "{e:?}");
+    }
+}

@@ -17,6 +17,9 @@ pub struct DataConfig {
     /// One-stage records (image + question → description + conclusion). For the two-stage recipe the stages are
     /// derived from them ([`crate::recipe::two_stage_records`]) unless `stage1` / `stage2` are given.
     pub one_stage: Option<PathBuf>,
+    /// Q-Align records (image + question → "The quality of the image is WORD.") for the direct recipe; derived from
+    /// `one_stage` ([`crate::recipe::direct_records`]) when absent.
+    pub direct: Option<PathBuf>,
     /// Stage-1 records (image → description).
     pub stage1: Option<PathBuf>,
     /// Stage-2 records (text-only description → conclusion).
@@ -31,7 +34,8 @@ pub struct DataConfig {
     pub model_max_length: Option<usize>,
 }
 
-/// The validation pass: Q-Align scores of held-out images against their MOS.
+/// The validation pass: held-out images through the `Direct` pipeline (Q-Align scores) and the recipe's own
+/// pipeline (one-stage or two-stage), against their MOS.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvalConfig {
@@ -49,6 +53,16 @@ pub struct EvalConfig {
     /// The instability of sampled quality descriptions (the paper's instability ratio), when set.
     #[serde(default)]
     pub instability: Option<InstabilityConfig>,
+    /// New tokens per generated pass of the recipe's validation pipeline (one-stage / two-stage).
+    #[serde(default = "default_eval_new_tokens")]
+    pub max_new_tokens: usize,
+}
+
+/// The default of [`EvalConfig::max_new_tokens`].
+pub const DEFAULT_EVAL_NEW_TOKENS: usize = 128;
+
+fn default_eval_new_tokens() -> usize {
+    DEFAULT_EVAL_NEW_TOKENS
 }
 
 /// K sampled descriptions × S sessions of the first images, read into levels (the last level word of each
@@ -231,7 +245,7 @@ impl TrainConfig {
         }
         if let Some((kind, _)) = self.recipe.stages().into_iter().find(|s| s.1 == 0) {
             let key = match kind {
-                StageKind::OneStage => "recipe.steps",
+                StageKind::Direct | StageKind::OneStage => "recipe.steps",
                 StageKind::Stage1 => "recipe.stage1_steps",
                 StageKind::Stage2 => "recipe.stage2_steps",
             };
@@ -239,6 +253,12 @@ impl TrainConfig {
         }
         let d = &self.data;
         match self.recipe {
+            Recipe::Direct { .. } if d.direct.is_none() && d.one_stage.is_none() => {
+                Err(TrainError::MissingData {
+                    recipe: "direct",
+                    needs: "data.direct, or data.one_stage to derive it",
+                })
+            }
             Recipe::OneStage { .. } if d.one_stage.is_none() => Err(TrainError::MissingData {
                 recipe: "one-stage",
                 needs: "data.one_stage",

@@ -36,8 +36,10 @@ pub use model::{ForwardLoss, TrainOutput, load_model};
 pub use optim::{AdamW, AdamWConfig, DecayExclusion, Schedule, clip_grad_norm, global_grad_norm};
 pub use params::{ParamInfo, ParamLayout, param_infos, trainable_count};
 pub use policy::{LoraConfig, ParamCounts, TrainablePolicy};
-pub use recipe::{Recipe, StageKind, split_answer, two_stage_records};
+pub use recipe::{
+    Recipe, StageKind, direct_answer, direct_records, split_answer, two_stage_records,
+};
 pub use trainer::{
-    EvalLog, Evaluation, Observer, Silent, StepLog, TrainReport, evaluate, latest_checkpoint,
-    train, train_data_parallel,
+    EvalLog, Evaluation, Observer, PipelineScores, Silent, StepLog, TrainReport, evaluate,
+    latest_checkpoint, recipe_pipeline, train, train_data_parallel,
 };

@@ -1,7 +1,9 @@
-//! The recipes: one-stage (image + question → description and conclusion, the Q-Instruct baseline) and the paper's
+//! The recipes: Q-Align's direct answer (image + question → "The quality of the image is WORD."), one-stage
+//! (image + question → description and conclusion, the Q-Instruct baseline) and the paper's
 //! two-stage tuning (stage 1: image → description; stage 2: text-only description → conclusion), and the rule
 //! that splits a Q-Pathway-style answer into its description and its conclusion.
 
+use biqa_core::prompts::DIRECT_PROMPT;
 use biqa_data::{
     ConversationRecord, IMAGE_TOKEN, STAGE1_PROMPT, STAGE2_PROMPT, STAGE2_QUESTION, Turn,
 };
@@ -14,6 +16,13 @@ use crate::error::{AnswerProblem, RecordProblem, Result, TrainError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Recipe {
+    /// Q-Align: image + question → "The quality of the image is WORD." and nothing else (the training path of
+    /// the `direct` pipeline). Records come from `data.direct`, or are derived from `data.one_stage` by
+    /// [`direct_records`].
+    Direct {
+        /// Optimiser steps.
+        steps: usize,
+    },
     /// Image + question → full answer (description + conclusion). The paper's baseline: 9,000 steps.
     OneStage {
         /// Optimiser steps.
@@ -33,6 +42,8 @@ pub enum Recipe {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StageKind {
+    /// Q-Align's direct answer.
+    Direct,
     /// The one-stage baseline.
     OneStage,
     /// Stage 1: image → description.
@@ -45,6 +56,7 @@ impl StageKind {
     /// A short name for logs and file names.
     pub fn name(self) -> &'static str {
         match self {
+            StageKind::Direct => "direct",
             StageKind::OneStage => "one_stage",
             StageKind::Stage1 => "stage1",
             StageKind::Stage2 => "stage2",
@@ -56,6 +68,7 @@ impl Recipe {
     /// The stages in order with their step budgets.
     pub fn stages(self) -> Vec<(StageKind, usize)> {
         match self {
+            Recipe::Direct { steps } => vec![(StageKind::Direct, steps)],
             Recipe::OneStage { steps } => vec![(StageKind::OneStage, steps)],
             Recipe::TwoStage {
                 stage1_steps,
@@ -93,6 +106,61 @@ fn split(answer: &str) -> std::result::Result<(String, String, Level), AnswerPro
         return Err(AnswerProblem::OnlyConclusion);
     }
     Ok((description, conclusion, level))
+}
+
+/// The answer of a Q-Align record stating `level`.
+pub fn direct_answer(level: Level) -> String {
+    format!("The quality of the image is {}.", level.word())
+}
+
+/// Derives Q-Align records from one-stage records: the same image, the question
+/// [`biqa_core::prompts::DIRECT_PROMPT`], and as the only answer "The quality of the image is WORD." with the level
+/// the record's answer concludes with (the last sentence stating one). Multi-turn records keep their first
+/// exchange.
+///
+/// # Errors
+/// [`TrainError::Record`] for a record without an image or answer, or whose answer states no level.
+pub fn direct_records(records: &[ConversationRecord]) -> Result<Vec<ConversationRecord>> {
+    records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let bad = |problem| TrainError::Record {
+                index: Some(i),
+                id: r.id.clone(),
+                problem,
+            };
+            let answer = r
+                .conversations
+                .iter()
+                .find(|t| t.from == "gpt")
+                .ok_or_else(|| bad(RecordProblem::NoAnswer))?;
+            if r.image.is_none() {
+                return Err(bad(RecordProblem::NoImage));
+            }
+            let (_, _, level) = biqa_metrics::split_conclusion(&answer.value).ok_or_else(|| {
+                bad(RecordProblem::Answer {
+                    answer: answer.value.clone(),
+                    problem: AnswerProblem::NoLevelStated,
+                })
+            })?;
+            Ok(ConversationRecord {
+                id: r.id.clone(),
+                image: r.image.clone(),
+                conversations: vec![
+                    Turn {
+                        from: "human".into(),
+                        value: format!("{IMAGE_TOKEN}\n{DIRECT_PROMPT}"),
+                    },
+                    Turn {
+                        from: "gpt".into(),
+                        value: direct_answer(level),
+                    },
+                ],
+                gt_score: r.gt_score,
+            })
+        })
+        .collect()
 }
 
 /// Derives the two stages' records from one-stage records (image + question → description + conclusion):
@@ -175,8 +243,20 @@ mod tests {
         assert_eq!(c, "Sharpness is 2.5 px off, overall the quality is fair!");
         assert_eq!(d, "Exposure is good. It is not bad at all");
         assert_eq!(l, Level::Fair);
-        assert!(split_answer("Sharp and clean, nothing more.").is_err());
-        assert!(split_answer("The quality is excellent.").is_err());
+        assert!(matches!(
+            split_answer("Sharp and clean, nothing more."),
+            Err(TrainError::UnsplittableAnswer {
+                problem: AnswerProblem::NoLevelStated,
+                ..
+            })
+        ));
+        assert!(matches!(
+            split_answer("The quality is excellent."),
+            Err(TrainError::UnsplittableAnswer {
+                problem: AnswerProblem::OnlyConclusion,
+                ..
+            })
+        ));
         Ok(())
     }
 
@@ -197,7 +277,7 @@ mod tests {
             ],
             gt_score: Some(3.0),
         };
-        let (s1, s2) = two_stage_records(&[r])?;
+        let (s1, s2) = two_stage_records(std::slice::from_ref(&r))?;
         assert_eq!(s1[0].conversations[1].value, "Blurry edges.");
         assert!(s1[0].conversations[0].value.starts_with(IMAGE_TOKEN));
         assert_eq!(s2[0].image, None);
@@ -205,6 +285,26 @@ mod tests {
         assert_eq!(
             s2[0].conversations[1].value,
             "Therefore, the quality of the image is bad."
+        );
+        // A record that cannot be split is named by its index and id, with the typed problem.
+        let mut text_only = r.clone();
+        text_only.image = None;
+        let e = two_stage_records(&[r, text_only]).err();
+        assert!(
+            matches!(
+                &e,
+                Some(TrainError::Record {
+                    index: Some(1),
+                    problem: RecordProblem::NoImage,
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
+        let shown = e.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            shown.contains("record 1") && shown.contains("a.png->3"),
+            "{shown}"
         );
         Ok(())
     }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch::{collate, expand, pad_id};
 use crate::checkpoint::{Progress, export_model, load_checkpoint, save_checkpoint};
-use crate::config::{EvalConfig, TrainConfig};
+use crate::config::{DEFAULT_EVAL_NEW_TOKENS, EvalConfig, TrainConfig};
 use crate::conversation::{
     DEFAULT_MODEL_MAX_LENGTH, TokenizeOptions, TokenizedSample, read_records, tokenize_records,
 };
@@ -22,8 +22,8 @@ use crate::error::{Result, TrainError};
 use crate::model::{ForwardLoss, load_model};
 use crate::optim::{AdamW, Schedule, clip_grad_norm, global_grad_norm};
 use crate::params::{FlatGrad, collect_grads, trainable_count};
-use crate::recipe::{StageKind, two_stage_records};
-use biqa_model::{Owl2, Owl2Assets, Owl2Net, PipelinePrompts};
+use crate::recipe::{Recipe, StageKind, direct_records, two_stage_records};
+use biqa_model::{Owl2, Owl2Assets, Owl2Net, PipelineConfig, PipelineKind, PipelinePrompts};
 
 /// One optimiser step, as logged (`metrics.jsonl` / `metrics.csv`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +61,18 @@ pub struct EvalLog {
     pub srcc: f64,
     /// PLCC (raw).
     pub plcc: f64,
+    /// The pipeline that matches the recipe (one-stage → `one-stage`, two-stage → `two-stage`), when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<PipelineKind>,
+    /// SRCC of that pipeline's scores (level-word probabilities where its conclusion states the level).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_srcc: Option<f64>,
+    /// PLCC of that pipeline's scores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_plcc: Option<f64>,
+    /// Share of that pipeline's conclusions stating no level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_invalid_rate: Option<f64>,
     /// The mean sample-level instability ratio over sessions, when asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instability: Option<f64>,
@@ -122,25 +134,31 @@ fn stage_samples(
             .unwrap_or(DEFAULT_MODEL_MAX_LENGTH),
         image_folder: config.data.image_folder.clone(),
     };
+    let two_stage = matches!(config.recipe, Recipe::TwoStage { .. });
+    // The stages are derived from the one-stage records only for a two-stage recipe without its own stage files (a
+    // one-stage or direct recipe takes answers that are only a conclusion).
     let derived = match (
         &config.data.stage1,
         &config.data.stage2,
         &config.data.one_stage,
     ) {
         (Some(_), Some(_), _) => None,
-        (_, _, Some(one)) => {
-            Some(
-                two_stage_records(&read_records(one)?).map_err(|e| TrainError::Data {
-                    path: one.clone(),
-                    reason: e.to_string(),
-                })?,
-            )
-        }
+        (_, _, Some(one)) if two_stage => Some(two_stage_records(&read_records(one)?).map_err(
+            |e| TrainError::Data {
+                path: one.clone(),
+                reason: e.to_string(),
+            },
+        )?),
         _ => None,
     };
     let mut out = Vec::new();
     for (kind, steps) in config.recipe.stages() {
         let (path, records): (PathBuf, Vec<ConversationRecord>) = match kind {
+            StageKind::Direct => match (&config.data.direct, &config.data.one_stage) {
+                (Some(p), _) => (p.clone(), read_records(p)?),
+                (None, Some(one)) => (one.clone(), direct_records(&read_records(one)?)?),
+                (None, None) => return Err(TrainError::NoStageData { stage: kind.name() }),
+            },
             StageKind::OneStage => {
                 let p = config.data.one_stage.clone().unwrap_or_default();
                 (p.clone(), read_records(&p)?)
@@ -254,17 +272,48 @@ pub struct Evaluation {
     pub srcc: f64,
     /// PLCC (raw).
     pub plcc: f64,
+    /// The recipe's own pipeline, when one was given.
+    pub pipeline: Option<PipelineScores>,
     /// The instability report of sampled descriptions, when configured.
     pub instability: Option<biqa_metrics::InstabilityReport>,
 }
 
-/// Scores the validation images with the Q-Align prompt and correlates with their MOS; with
-/// [`crate::config::InstabilityConfig`], also samples K descriptions × S sessions of the first images and
-/// computes their instability.
+/// The validation scores of a generating pipeline (greedy answers).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineScores {
+    /// The pipeline.
+    pub kind: PipelineKind,
+    /// SRCC of its scores against the MOS (NaN when undefined, e.g. constant scores).
+    pub srcc: f64,
+    /// PLCC (raw; NaN when undefined).
+    pub plcc: f64,
+    /// Share of conclusions that state no level.
+    pub invalid_rate: f64,
+}
+
+/// The validation pipeline of a recipe: the generating pipeline whose passes the recipe trains (the direct recipe
+/// has none beyond `Direct`, which every validation runs).
+pub fn recipe_pipeline(recipe: Recipe) -> Option<PipelineKind> {
+    match recipe {
+        Recipe::Direct { .. } => None,
+        Recipe::OneStage { .. } => Some(PipelineKind::OneStage),
+        Recipe::TwoStage { .. } => Some(PipelineKind::TwoStage),
+    }
+}
+
+/// Scores the validation images through the `Direct` pipeline (the Q-Align prompt) and, with `pipeline`, through
+/// that generating pipeline too (greedy, `eval.max_new_tokens` per pass; the paper's numbers for a one- or
+/// two-stage model), and correlates both with their MOS; with [`crate::config::InstabilityConfig`], also samples
+/// K descriptions × S sessions of the first images and computes their instability.
 ///
 /// # Errors
 /// Unreadable records or images, or fewer than two images.
-pub fn evaluate(model: &Owl2Net, assets: &Owl2Assets, eval: &EvalConfig) -> Result<Evaluation> {
+pub fn evaluate(
+    model: &Owl2Net,
+    assets: &Owl2Assets,
+    eval: &EvalConfig,
+    pipeline: Option<&PipelineConfig>,
+) -> Result<Evaluation> {
     let records = read_records(&eval.data)?;
     let mut paths = Vec::new();
     let mut mos = Vec::new();
@@ -295,6 +344,23 @@ pub fn evaluate(model: &Owl2Net, assets: &Owl2Assets, eval: &EvalConfig) -> Resu
     let pred: Vec<f64> = scores.iter().map(|s| s.score).collect();
     let srcc = biqa_metrics::srcc(&pred, &mos).unwrap_or(f64::NAN);
     let plcc = biqa_metrics::plcc(&pred, &mos).unwrap_or(f64::NAN);
+    let pipeline = match pipeline {
+        Some(config) => {
+            let mut scored = Vec::with_capacity(paths.len());
+            for r in owl.assess_paths(config, &scorer, &paths, 0, 8, |_| {}) {
+                scored.push(r?);
+            }
+            let p: Vec<f64> = scored.iter().map(|a| a.score).collect();
+            let invalid = scored.iter().filter(|a| a.level.is_none()).count();
+            Some(PipelineScores {
+                kind: config.kind,
+                srcc: biqa_metrics::srcc(&p, &mos).unwrap_or(f64::NAN),
+                plcc: biqa_metrics::plcc(&p, &mos).unwrap_or(f64::NAN),
+                invalid_rate: invalid as f64 / scored.len().max(1) as f64,
+            })
+        }
+        None => None,
+    };
     let instability = match &eval.instability {
         Some(ic) if ic.images > 0 && ic.samples > 0 && ic.sessions > 0 => {
             let parser = biqa_metrics::LevelParser::default();
@@ -334,6 +400,7 @@ pub fn evaluate(model: &Owl2Net, assets: &Owl2Assets, eval: &EvalConfig) -> Resu
         images: paths.len(),
         srcc,
         plcc,
+        pipeline,
         instability,
     })
 }
@@ -449,6 +516,16 @@ pub fn train_data_parallel(
         .unwrap_or(DEFAULT_MODEL_MAX_LENGTH);
     let preprocessor = assets.preprocessor.clone();
     let total_steps = config.recipe.total_steps();
+    // The prompts the export records, and the recipe's validation pipeline over them.
+    let prompts = PipelinePrompts::synthetic(config.data.template.conversation());
+    let validation = recipe_pipeline(config.recipe).map(|kind| {
+        let mut p = PipelineConfig::new(kind, prompts.clone());
+        p.max_new_tokens = config
+            .eval
+            .as_ref()
+            .map_or(DEFAULT_EVAL_NEW_TOKENS, |e| e.max_new_tokens);
+        p
+    });
     let mut replicas: Vec<(Owl2Net, Device)> = devices
         .iter()
         .map(|d| {
@@ -666,13 +743,17 @@ pub fn train_data_parallel(
                     if e.image_folder.is_none() {
                         e.image_folder.clone_from(&config.data.image_folder);
                     }
-                    let ev = evaluate(&model, &assets, &e)?;
+                    let ev = evaluate(&model, &assets, &e, validation.as_ref())?;
                     let log = EvalLog {
                         stage: *kind,
                         global_step: progress.global_step,
                         images: ev.images,
                         srcc: ev.srcc,
                         plcc: ev.plcc,
+                        pipeline: ev.pipeline.as_ref().map(|p| p.kind),
+                        pipeline_srcc: ev.pipeline.as_ref().map(|p| p.srcc),
+                        pipeline_plcc: ev.pipeline.as_ref().map(|p| p.plcc),
+                        pipeline_invalid_rate: ev.pipeline.as_ref().map(|p| p.invalid_rate),
                         instability: ev.instability.as_ref().map(|r| r.sample_level_mean),
                         invalid_rate: ev.instability.as_ref().map(|r| r.invalid_rate),
                     };
@@ -689,7 +770,6 @@ pub fn train_data_parallel(
             }
         }
     }
-    let prompts = PipelinePrompts::synthetic(config.data.template.conversation());
     let final_model = export_model(&model, &assets, &prompts, &out.join("final"))?;
     observer.on_message(&format!("final model: {}", final_model.display()));
     Ok(TrainReport {

@@ -189,11 +189,7 @@ fn qalign_lora_trains_adapters_and_abstractor_then_merges() -> Result<()> {
         (loss3 - loss2).abs() <= 1e-5,
         "merged loss {loss3} vs {loss2}"
     );
-    let d = logits3
-        .iter()
-        .zip(&logits2)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max);
+    let d = max_abs_diff(&logits3, &logits2);
     ensure!(d <= 1e-4, "merged logits differ by {d}");
     Ok(())
 }

@@ -79,9 +79,17 @@ fn one_stage_lowers_the_loss_and_exports_a_loadable_model() -> Result<()> {
             temperature: 1.0,
             max_new_tokens: 12,
         }),
+        max_new_tokens: 12,
     });
     let report = train(&c, &Device::flex(), false, &mut Silent)?;
     ensure!(report.steps.len() == 12);
+    // Validated through Direct and through the recipe's own pipeline.
+    ensure!(report.evals[0].pipeline == Some(biqa_model::PipelineKind::OneStage));
+    ensure!(
+        report.evals[0]
+            .pipeline_invalid_rate
+            .is_some_and(|v| (0.0..=1.0).contains(&v))
+    );
     let (first, last) = (mean(&report.steps[..3]), mean(&report.steps[9..]));
     ensure!(last < first, "loss did not go down: {first} → {last}");
     ensure!(report.evals.len() == 1 && report.evals[0].images == 6);
@@ -101,6 +109,27 @@ fn one_stage_lowers_the_loss_and_exports_a_loadable_model() -> Result<()> {
     let img = model_dir().join("images/astronaut_96x96.png");
     let s = owl.score_paths(&[img], &scorer, 1, |_| {})?;
     ensure!((0.0..=1.0).contains(&s[0].score));
+    Ok(())
+}
+
+#[test]
+fn direct_recipe_trains_on_conclusion_only_answers() -> Result<()> {
+    let out = tempfile::tempdir()?;
+    let c = config(out.path(), Recipe::Direct { steps: 6 })?;
+    let report = train(&c, &Device::flex(), false, &mut Silent)?;
+    ensure!(report.steps.len() == 6 && report.steps.iter().all(|s| s.loss.is_finite()));
+    // Its records: the Q-Align question, and the level the one-stage answer concluded with as the only answer.
+    let one = biqa_train::read_records(&synth_dir()?.join("one_stage_train.json"))?;
+    let direct = biqa_train::direct_records(&one[..3])?;
+    for (d, o) in direct.iter().zip(&one) {
+        ensure!(
+            d.conversations[1]
+                .value
+                .starts_with("The quality of the image is ")
+        );
+        let (_, _, level) = biqa_train::split_answer(&o.conversations[1].value)?;
+        ensure!(d.conversations[1].value == biqa_train::direct_answer(level));
+    }
     Ok(())
 }
 
@@ -128,9 +157,7 @@ fn two_stage_lowers_both_losses() -> Result<()> {
 /// pass's input has no image token, its level probabilities equal an independent text-only forward of the same token
 /// ids, and the first pass's answer is the model's own greedy answer.
 fn two_stage_pipeline_on_the_export(dir: &Path) -> Result<()> {
-    use biqa_decoder::{
-        DecoderInput, ForwardOptions, GenerationConfig, KvCache, LogitsMode, Modality, Sampling,
-    };
+    use biqa_decoder::{GenerationConfig, Sampling};
     use biqa_model::{PipelineConfig, PipelineKind, PipelinePrompts, ProbsAt};
     let owl = Owl2::from_dir(dir, &Device::flex(), &LoadOptions::default())?;
     let prompts = PipelinePrompts::for_checkpoint(dir)?;
@@ -173,24 +200,7 @@ fn two_stage_pipeline_on_the_export(dir: &Path) -> Result<()> {
             );
         }
     }
-    let embeds = owl.net.llm.embed_ids(std::slice::from_ref(&ids))?;
-    let out = owl.net.llm.forward(
-        DecoderInput {
-            modality: Modality::Text,
-            ..DecoderInput::text(embeds)
-        },
-        &mut KvCache::new(),
-        ForwardOptions {
-            logits: LogitsMode::Last,
-            ..Default::default()
-        },
-    )?;
-    let logits: Vec<f32> = out
-        .logits
-        .ok_or_else(|| anyhow::anyhow!("no logits"))?
-        .into_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let logits = owl.text_logits(&ids)?;
     let want = scorer.score(&logits).probs;
     for (p, q) in a.probs.iter().zip(&want) {
         ensure!((p - q).abs() <= 1e-4, "{:?} vs {want:?}", a.probs);

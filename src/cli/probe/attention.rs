@@ -62,7 +62,11 @@ pub fn run(args: Args, rt: &Runtime) -> Result<()> {
     mkdir(out)?;
     output::write_json(
         &out.join("attention.json"),
-        &serde_json::json!({"images": images, "maps": maps, "average": avg}),
+        &biqa::probes::attention::AttentionReport {
+            images: images.clone(),
+            maps: maps.clone(),
+            average: avg.clone(),
+        },
     )?;
     let labelled: Vec<(String, AttentionMap)> = images
         .iter()
