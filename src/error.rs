@@ -90,8 +90,8 @@ pub enum Error {
     Model {
         /// The image.
         image: PathBuf,
-        /// The model's error.
-        source: biqa_model::ModelError,
+        /// The model's error (boxed: it is large, and rare).
+        source: Box<biqa_model::ModelError>,
     },
     /// A setting outside its domain.
     #[error("invalid {key}: {reason}")]
@@ -104,9 +104,15 @@ pub enum Error {
     /// A dataset file could not be read.
     #[error(transparent)]
     Data(#[from] biqa_data::DataError),
-    /// A figure could not be drawn or written.
+    /// A figure or a probe failed (boxed: it is large, and rare).
     #[error(transparent)]
-    Probe(#[from] biqa_probes::ProbeError),
+    Probe(Box<biqa_probes::ProbeError>),
+}
+
+impl From<biqa_probes::ProbeError> for Error {
+    fn from(e: biqa_probes::ProbeError) -> Self {
+        Self::Probe(Box::new(e))
+    }
 }
 
 impl From<biqa_core::CoreError> for Error {

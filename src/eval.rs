@@ -405,22 +405,39 @@ fn contiguous_runs(idx: &[usize]) -> Vec<Vec<usize>> {
     runs
 }
 
-/// Evaluates `items` with `model`'s `pipeline` into the run folder `out` (see the [module docs](self)), resuming
-/// what a previous run with the same `spec` left there. `progress(done, total)` is called after each batch.
+/// What [`evaluate`] runs: the model, its pipeline and level words, and what the run folder records.
+#[derive(Debug, Clone, Copy)]
+pub struct Evaluator<'a> {
+    /// The model.
+    pub model: &'a Owl2,
+    /// The pipeline and its settings.
+    pub pipeline: &'a PipelineConfig,
+    /// The level words.
+    pub scorer: &'a Scorer,
+    /// What the run folder records (`run.json`).
+    pub spec: &'a RunSpec,
+}
+
+/// Evaluates `items` with the evaluator's pipeline into the run folder `out` (see the [module docs](self)),
+/// resuming what a previous run with the same spec left there; levels are the MOS binned by `binning`.
+/// `progress(done, total)` is called after each batch.
 ///
 /// # Errors
 /// A run folder made by another spec, unwritable files, or (with `strict`) the first failed image.
 pub fn evaluate(
-    model: &Owl2,
-    pipeline: &PipelineConfig,
-    scorer: &Scorer,
-    spec: &RunSpec,
+    ev: Evaluator<'_>,
     items: &[EvalItem],
     binning: MosBinning,
     options: &EvalOptions,
     out: &Path,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<EvalSummary> {
+    let Evaluator {
+        model,
+        pipeline,
+        scorer,
+        spec,
+    } = ev;
     std::fs::create_dir_all(out).map_err(io(out))?;
     let spec_path = out.join("run.json");
     if spec_path.exists() {
@@ -468,7 +485,7 @@ pub fn evaluate(
                         if options.strict {
                             return Err(Error::Model {
                                 image: it.path.clone(),
-                                source: e,
+                                source: Box::new(e),
                             });
                         }
                         ResultRow {
@@ -487,9 +504,7 @@ pub fn evaluate(
         }
     }
     let instability = match options.instability {
-        Some((k, s)) if k > 0 && s > 0 => Some(run_instability(
-            model, pipeline, scorer, spec, items, options, k, s, out,
-        )?),
+        Some((k, s)) if k > 0 && s > 0 => Some(run_instability(ev, items, options, (k, s), out)?),
         _ => None,
     };
     // Only the rows of the current item set count (a folder may hold more after a change of --limit).
@@ -519,18 +534,19 @@ pub fn evaluate(
     Ok(summary)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run_instability(
-    model: &Owl2,
-    pipeline: &PipelineConfig,
-    scorer: &Scorer,
-    spec: &RunSpec,
+    ev: Evaluator<'_>,
     items: &[EvalItem],
     options: &EvalOptions,
-    k: usize,
-    s: usize,
+    (k, s): (usize, usize),
     out: &Path,
 ) -> Result<InstabilityReport> {
+    let Evaluator {
+        model,
+        pipeline,
+        scorer,
+        spec,
+    } = ev;
     let path = out.join("instability.jsonl");
     let mut rows: Vec<SampleRow> = read_jsonl(&path)?;
     let done: HashSet<(usize, usize, String)> = rows
@@ -863,7 +879,8 @@ pub fn compare_markdown(runs: &[(String, EvalSummary)]) -> String {
     md.push('\n');
     let f = |v: Option<f64>| v.map_or_else(|| "n/a".into(), |x| format!("{x:.4}"));
     let pct = |v: Option<f64>| v.map_or_else(|| "–".into(), |x| format!("{:.2} %", 100.0 * x));
-    let rows: Vec<(&str, Box<dyn Fn(&EvalSummary) -> String>)> = vec![
+    type Cell = Box<dyn Fn(&EvalSummary) -> String>;
+    let rows: Vec<(&str, Cell)> = vec![
         ("pipeline", Box::new(|s| s.spec.pipeline.to_string())),
         ("dataset", Box::new(|s| s.spec.dataset.name().to_string())),
         ("n", Box::new(|s| s.n.to_string())),

@@ -2,7 +2,25 @@
 //! Q-Instruct), in Rust.
 //!
 //! This facade re-exports the member crates and holds what the `biqa` command line shares with library users:
-//! device selection ([`device`]) and the CSV inputs of the evaluation commands ([`tables`]).
+//! device selection ([`device`]), the CSV inputs of the evaluation commands ([`tables`]), training helpers
+//! ([`training`]) and the paper's evaluation on a dataset ([`eval`]).
+//!
+//! The flow, one type per step:
+//!
+//! ```text
+//! image file ──vision::Preprocessor──▶ pixels [N, 3, S, S]
+//!            ──vision::VisionModel───▶ patch features [N, 1 + g², D]          ┐
+//!            ──vision::VisualAbstractor──▶ image tokens [N, Q + 1, H]         │ model::Owl2Net::encode_images
+//! prompt ──model::Tokenizer──▶ model::Segment rows (text ids, image slots)   │
+//!        ──model::Owl2Net::splice──▶ embeddings [B, L, H] + modality          ┘
+//!        ──decoder::Llama (modality-adaptive)──▶ logits / hidden states / attentions
+//!        ──model::Scorer──▶ Q-Align score        ──decoder::Llama::generate──▶ text
+//!        ──model::pipeline (Direct / OneStage / TwoStage)──▶ model::Assessment
+//!        ──eval::evaluate──▶ results.jsonl, summary.json (SRCC / PLCC / accuracy / instability)
+//! ```
+//!
+//! [`model::Owl2Net`] is the one composed network: [`model::Owl2`] is that network with its assets (inference),
+//! `train` runs the same module on an autodiff device, and `probes` run its forward with traces.
 //!
 //! | crate | re-exported as | what |
 //! |---|---|---|

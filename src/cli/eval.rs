@@ -8,8 +8,8 @@ use anyhow::{Context, Result, bail};
 use biqa::data::Scale;
 use biqa::decoder::Sampling;
 use biqa::eval::{
-    DatasetKind, EvalOptions, RunSpec, compare_markdown, evaluate, load_dataset, read_summary,
-    sample_items, summary_markdown,
+    DatasetKind, EvalOptions, Evaluator, RunSpec, compare_markdown, evaluate, load_dataset,
+    read_summary, sample_items, summary_markdown,
 };
 use biqa::model::{PipelineConfig, PipelineKind, PipelinePrompts, Scorer, ScoringPrompt};
 
@@ -185,11 +185,14 @@ pub fn run(args: Args, rt: &Runtime) -> Result<()> {
         attention: args.attention,
     };
     let bar = Progress::items_if(!args.json, items.len(), "images");
+    let evaluator = Evaluator {
+        model: &m,
+        pipeline: &pipeline,
+        scorer: &scorer,
+        spec: &spec,
+    };
     let summary = evaluate(
-        &m,
-        &pipeline,
-        &scorer,
-        &spec,
+        evaluator,
         &items,
         data.scale.binning,
         &options,

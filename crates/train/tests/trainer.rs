@@ -119,7 +119,7 @@ fn direct_recipe_trains_on_conclusion_only_answers() -> Result<()> {
     let report = train(&c, &Device::flex(), false, &mut Silent)?;
     ensure!(report.steps.len() == 6 && report.steps.iter().all(|s| s.loss.is_finite()));
     // Its records: the Q-Align question, and the level the one-stage answer concluded with as the only answer.
-    let one = biqa_train::read_records(&synth_dir()?.join("one_stage_train.json"))?;
+    let one = biqa_train::read_records(synth_dir()?.join("one_stage_train.json"))?;
     let direct = biqa_train::direct_records(&one[..3])?;
     for (d, o) in direct.iter().zip(&one) {
         ensure!(
@@ -170,7 +170,7 @@ fn two_stage_pipeline_on_the_export(dir: &Path) -> Result<()> {
     let scorer = Scorer::new(owl.tokenizer(), ScoringPrompt::Qalign, None)?;
     let img = model_dir().join("images/coffee_96x64.png");
     let a = owl
-        .assess_paths(&config, &scorer, &[img.clone()], 0, 1, |_| {})
+        .assess_paths(&config, &scorer, std::slice::from_ref(&img), 0, 1, |_| {})
         .remove(0)?;
     let (p1, p2) = (&a.passes[0], &a.passes[1]);
     ensure!(p1.prompt_ids.contains(&-200) && !p2.prompt_ids.contains(&-200));
