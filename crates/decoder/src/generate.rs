@@ -224,13 +224,29 @@ impl Prompt {
     }
 }
 
+/// Why a row of [`Llama::generate`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum StopReason {
+    /// It emitted one of the stop tokens (`</s>`); the stop token is the last of its tokens.
+    Eos,
+    /// It generated `max_new_tokens` tokens.
+    MaxTokens,
+    /// Its next token would sit at a position outside the RoPE table (`max_position_embeddings`): the tokens
+    /// generated so far are returned, no error.
+    ContextFull,
+}
+
 /// What [`Llama::generate`] returns.
 #[derive(Debug, Clone, Default)]
 pub struct Generation {
     /// Per row, the new tokens (including the stop token when one was emitted).
     pub tokens: Vec<Vec<u32>>,
-    /// Per row, whether it ended on a stop token.
+    /// Per row, whether it ended on a stop token (`stop_reasons[r] == StopReason::Eos`).
     pub stopped: Vec<bool>,
+    /// Per row, why it stopped.
+    pub stop_reasons: Vec<StopReason>,
     /// Per row and step, the logits `[V]` behind the chosen token (when `keep_logits`).
     pub step_logits: Vec<Vec<Vec<f32>>>,
 }
@@ -238,10 +254,13 @@ pub struct Generation {
 impl Llama {
     /// Generates from prepared embeddings. New tokens are text (modality 0), their positions continue each row's
     /// last position; rows that stopped are fed their stop token (pad) until every row is done. `on_step`
-    /// receives each step's tokens (`None` for rows already done), for streaming.
+    /// receives each step's tokens (`None` for rows already done), for streaming. A row stops on a stop token
+    /// ([`StopReason::Eos`]), after `max_new_tokens` ([`StopReason::MaxTokens`]), or when its next token would
+    /// sit outside the RoPE table ([`StopReason::ContextFull`]): generation never runs past
+    /// `max_position_embeddings`, it returns what it generated.
     ///
     /// # Errors
-    /// Inconsistent prompt sizes, or a sequence longer than the RoPE table.
+    /// Inconsistent prompt sizes, or a prompt longer than the RoPE table.
     pub fn generate(
         &self,
         prompt: Prompt,
@@ -286,8 +305,12 @@ impl Llama {
         let mut out = Generation {
             tokens: vec![Vec::new(); b],
             stopped: vec![false; b],
+            stop_reasons: Vec::new(),
             step_logits: vec![Vec::new(); b],
         };
+        // Per row, why it is done (`None` while it runs).
+        let mut reasons: Vec<Option<StopReason>> = vec![None; b];
+        let max_pos = self.config.max_position_embeddings as i64;
         let mut logits = self.forward(input, &mut cache, opts)?.logits;
         let v = self.config.vocab_size;
         for _ in 0..config.max_new_tokens {
@@ -303,7 +326,11 @@ impl Llama {
             let mut feed = Vec::with_capacity(b);
             for r in 0..b {
                 let row = &host[r * v..(r + 1) * v];
-                if out.stopped[r] {
+                // The token sampled now would sit at `next_pos[r]`: outside the table, the row is full.
+                if reasons[r].is_none() && next_pos[r] >= max_pos {
+                    reasons[r] = Some(StopReason::ContextFull);
+                }
+                if reasons[r].is_some() {
                     feed.push(
                         *out.tokens[r]
                             .last()
@@ -319,26 +346,43 @@ impl Llama {
                 step[r] = Some(tok);
                 if config.stop_tokens.contains(&tok) {
                     out.stopped[r] = true;
+                    reasons[r] = Some(StopReason::Eos);
+                } else if out.tokens[r].len() >= config.max_new_tokens {
+                    reasons[r] = Some(StopReason::MaxTokens);
+                } else if next_pos[r] + 1 >= max_pos {
+                    // The token after this one would not fit: stop before feeding this one.
+                    reasons[r] = Some(StopReason::ContextFull);
                 }
                 feed.push(tok);
             }
             on_step(&step);
-            if out.stopped.iter().all(|&s| s) {
+            if reasons.iter().all(Option::is_some) {
                 break;
             }
-            if out.tokens.iter().all(|t| t.len() >= config.max_new_tokens) {
-                break;
-            }
+            // Done rows are fed their last token at a position that stays inside the table (their outputs are
+            // never read); running rows advance.
+            let positions: Vec<i64> = next_pos
+                .iter()
+                .map(|&p| p.min(max_pos - 1).max(0))
+                .collect();
             let embeds = self.embed_ids(&feed.iter().map(|&t| vec![t]).collect::<Vec<_>>())?;
             let input = DecoderInput {
                 embeds,
                 modality: Modality::Text,
-                positions: Some(next_pos.clone()),
+                positions: Some(positions),
                 padding: None,
             };
-            next_pos.iter_mut().for_each(|p| *p += 1);
+            for (p, reason) in next_pos.iter_mut().zip(&reasons) {
+                if reason.is_none() {
+                    *p += 1;
+                }
+            }
             logits = self.forward(input, &mut cache, opts)?.logits;
         }
+        out.stop_reasons = reasons
+            .into_iter()
+            .map(|r| r.unwrap_or(StopReason::MaxTokens))
+            .collect();
         Ok(out)
     }
 }

@@ -22,5 +22,5 @@ mod model;
 pub use cache::KvCache;
 pub use config::{EosTokenId, HfLlamaConfig, HfRopeParameters, LlamaConfig};
 pub use error::{DecoderError, Result};
-pub use generate::{Generation, GenerationConfig, Prompt, Sampler, Sampling};
+pub use generate::{Generation, GenerationConfig, Prompt, Sampler, Sampling, StopReason};
 pub use model::{DecoderInput, DecoderOutput, ForwardOptions, Llama, LogitsMode, Modality, Rope};

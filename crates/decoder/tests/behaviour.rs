@@ -343,3 +343,138 @@ fn bad_inputs_are_errors() -> Result<()> {
     );
     Ok(())
 }
+
+/// A tiny random decoder whose RoPE table covers only `max_positions` positions.
+fn short_context(max_positions: usize) -> Llama {
+    let config = biqa_decoder::LlamaConfig {
+        vocab_size: 64,
+        hidden_size: 16,
+        intermediate_size: 32,
+        num_layers: 2,
+        num_heads: 2,
+        num_kv_heads: 2,
+        head_dim: 8,
+        rms_norm_eps: 1e-6,
+        rope_theta: 10_000.0,
+        max_position_embeddings: max_positions,
+        tie_word_embeddings: false,
+        bos_token_id: 1,
+        eos_token_ids: vec![2],
+    };
+    Llama::init(&config, 1, &Device::flex(), 3)
+}
+
+#[test]
+fn generation_stops_cleanly_when_the_context_is_full() -> Result<()> {
+    let model = short_context(40);
+    let long: Vec<u32> = (0..30).map(|i| 3 + i % 50).collect();
+    let config = GenerationConfig {
+        max_new_tokens: 50,
+        stop_tokens: vec![],
+        ..Default::default()
+    };
+    let p = Prompt {
+        embeds: model.embed_ids(std::slice::from_ref(&long))?,
+        modality: Modality::Text,
+        left_padding: vec![0],
+    };
+    let g = model.generate(p, &config, |_| {})?;
+    // Positions 30..39 are the ten the table still holds.
+    assert!(g.tokens[0].len() <= 10, "{:?}", g.tokens[0]);
+    assert_eq!(g.tokens[0].len(), 10);
+    assert_eq!(g.stop_reasons, [biqa_decoder::StopReason::ContextFull]);
+    assert_eq!(g.stopped, [false]);
+
+    // In a left-padded batch the longer row stops first; the shorter one goes on to its own limit, and both
+    // equal their single runs.
+    let short: Vec<u32> = long[..20].to_vec();
+    let single_short = model.generate(
+        Prompt {
+            embeds: model.embed_ids(std::slice::from_ref(&short))?,
+            modality: Modality::Text,
+            left_padding: vec![0],
+        },
+        &config,
+        |_| {},
+    )?;
+    assert_eq!(single_short.tokens[0].len(), 20);
+    let mut padded = vec![0u32; 10];
+    padded.extend(&short);
+    let batch = model.generate(
+        Prompt {
+            embeds: model.embed_ids(&[long.clone(), padded])?,
+            modality: Modality::Text,
+            left_padding: vec![0, 10],
+        },
+        &config,
+        |_| {},
+    )?;
+    assert_eq!(batch.tokens[0], g.tokens[0]);
+    assert_eq!(batch.tokens[1], single_short.tokens[0]);
+    assert_eq!(
+        batch.stop_reasons,
+        [
+            biqa_decoder::StopReason::ContextFull,
+            biqa_decoder::StopReason::ContextFull
+        ]
+    );
+
+    // A prompt that fills the table exactly leaves room for no token: an empty, clean result.
+    let full: Vec<u32> = (0..40).map(|i| 3 + i % 50).collect();
+    let g = model.generate(
+        Prompt {
+            embeds: model.embed_ids(&[full])?,
+            modality: Modality::Text,
+            left_padding: vec![0],
+        },
+        &config,
+        |_| {},
+    )?;
+    assert!(g.tokens[0].is_empty());
+    assert_eq!(g.stop_reasons, [biqa_decoder::StopReason::ContextFull]);
+    Ok(())
+}
+
+#[test]
+fn generation_reports_eos_and_max_tokens() -> Result<()> {
+    let model = gqa()?;
+    let prompt = || -> Result<Prompt> {
+        Ok(Prompt {
+            embeds: model.embed_ids(&[PROMPT.to_vec()])?,
+            modality: Modality::Text,
+            left_padding: vec![0],
+        })
+    };
+    let free = model.generate(
+        prompt()?,
+        &GenerationConfig {
+            max_new_tokens: 5,
+            stop_tokens: vec![],
+            ..Default::default()
+        },
+        |_| {},
+    )?;
+    assert_eq!(free.tokens[0].len(), 5);
+    assert_eq!(free.stop_reasons, [biqa_decoder::StopReason::MaxTokens]);
+    assert_eq!(free.stopped, [false]);
+    // Making the third greedy token a stop token ends the row there, as `Eos`.
+    let stop = free.tokens[0][2];
+    let first = free.tokens[0].iter().position(|&t| t == stop).unwrap_or(2);
+    let eos = model.generate(
+        prompt()?,
+        &GenerationConfig {
+            max_new_tokens: 5,
+            stop_tokens: vec![stop],
+            ..Default::default()
+        },
+        |_| {},
+    )?;
+    assert_eq!(eos.tokens[0], free.tokens[0][..=first]);
+    assert_eq!(eos.stop_reasons, [biqa_decoder::StopReason::Eos]);
+    assert_eq!(eos.stopped, [true]);
+    assert_eq!(
+        serde_json::to_string(&biqa_decoder::StopReason::ContextFull)?,
+        "\"context_full\""
+    );
+    Ok(())
+}
