@@ -119,48 +119,11 @@ pub fn small_preprocessor() -> biqa::vision::Preprocessor {
     .expect("preprocessor")
 }
 
-fn turn(from: &str, value: &str) -> Turn {
-    Turn {
-        from: from.into(),
-        value: value.into(),
-    }
-}
+#[path = "../crates/train/tests/shared/train_step_batch.rs"]
+mod train_step_batch;
 
 /// The batch of `tests/fixtures/train-step` (`--version v1`, `[single_image, text_only]`), as
-/// `crates/train/tests/train_step.rs` builds it, expanded with `image_tokens` visual tokens.
+/// `crates/train/tests/train_step.rs` builds it (the same file), expanded with `image_tokens` visual tokens.
 pub fn fixture_batch(assets: &Owl2Assets, image_tokens: usize) -> ExpandedBatch {
-    let options = TokenizeOptions {
-        image_folder: Some(model_dir().join("images")),
-        ..TokenizeOptions::default()
-    };
-    let single = ConversationRecord {
-        id: "single_image".into(),
-        image: Some("astronaut_96x96.png".into()),
-        conversations: vec![
-            turn(
-                "human",
-                "How would you rate the quality of this image?\n<|image|>",
-            ),
-            turn("gpt", "The quality of the image is poor."),
-        ],
-        gt_score: None,
-    };
-    let text = ConversationRecord {
-        id: "text_only".into(),
-        image: None,
-        conversations: vec![
-            turn(
-                "human",
-                "The image is a sharp photo of a cup of coffee on a table. The colors are vivid, the exposure is \
-                 good and there is no visible noise. How would you rate the quality of this image?",
-            ),
-            turn("gpt", "The quality of the image is good."),
-        ],
-        gt_score: None,
-    };
-    let tok = &assets.tokenizer;
-    let a = tokenize_record(tok, &single, 0, &options).expect("tokenize");
-    let b = tokenize_record(tok, &text, 1, &options).expect("tokenize");
-    let batch = collate([&a, &b], pad_id(tok), options.model_max_length).expect("collate");
-    expand(&batch, image_tokens).expect("expand")
+    train_step_batch::fixture_batch(assets, image_tokens).expect("the train-step fixture batch")
 }

@@ -25,7 +25,9 @@ enum Command {
     Metrics(cli::metrics::Args),
     /// Instability ratios of repeated answers in a `sample,session,answer` CSV file.
     Instability(cli::instability::Args),
-    /// Q-Align scores of images (softmax over the level words after "The quality of the image is").
+    /// Q-Align scores of images (softmax over the level words after "The quality of the image is"). Scoring
+    /// continues past images that cannot be read or scored: each gets a row with its error (`{"image", "error"}`
+    /// with --json), and the exit status is 1 at the end if any failed.
     Score(cli::score::Args),
     /// The paper's inference on images: direct (Q-Align), one-stage, or two-stage (image → description, then text
     /// only → conclusion); description, conclusion, level and score per image.
@@ -38,7 +40,8 @@ enum Command {
     /// Text generation with a plain LLaMA (or mPLUG-Owl2, text only) checkpoint directory.
     Generate(cli::generate::Args),
     /// Rewrites a checkpoint directory's weights (e.g. the released `pytorch_model*.bin`) as sharded safetensors
-    /// and copies the other files, so that later loads are memory-mapped.
+    /// and copies the other files, so that later loads are memory-mapped. The output directory must be new or
+    /// empty; it is written under a temporary name and renamed into place when complete.
     Convert(cli::convert::Args),
     /// Builds the embedded synthetic IQA set from the bundled photographs: distorted crops, manifest.csv and
     /// one-stage / stage-1 / stage-2 training JSON, split by source photo.

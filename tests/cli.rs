@@ -334,6 +334,72 @@ fn score_describe_generate_convert() -> Result<()> {
 }
 
 #[test]
+fn score_goes_past_a_broken_image_and_fails_at_the_end() -> Result<()> {
+    let model = fixture("tiny-owl2");
+    let (a, c) = (
+        fixture("tiny-owl2/images/astronaut_96x96.png"),
+        fixture("tiny-owl2/images/coffee_96x64.png"),
+    );
+    let dir = tempfile::tempdir()?;
+    let broken = dir.path().join("broken.png");
+    std::fs::write(&broken, b"\x89PNG\r\n\x1a\ntruncated")?;
+    let b = broken.to_string_lossy().into_owned();
+    for batch_size in ["1", "8"] {
+        let out = biqa(&[
+            "score",
+            "--model",
+            &model,
+            &a,
+            &b,
+            &c,
+            "--json",
+            "--batch-size",
+            batch_size,
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        let json: Value = serde_json::from_slice(&out.stdout)?;
+        let rows = json.as_array().context("array")?;
+        assert_eq!(rows.len(), 3);
+        for (row, want) in [&rows[0], &rows[2]]
+            .into_iter()
+            .zip([0.580386757850647, 0.6240459680557251])
+        {
+            assert!((row["score"].as_f64().context("score")? - want).abs() < 1e-4);
+            assert!(row.get("error").is_none());
+        }
+        let mut keys: Vec<&str> = rows[1]
+            .as_object()
+            .context("object")?
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["error", "image"]);
+        assert_eq!(rows[1]["image"], b.as_str());
+        assert!(
+            rows[1]["error"]
+                .as_str()
+                .context("error")?
+                .contains("broken.png")
+        );
+        let err = String::from_utf8(out.stderr)?;
+        assert!(err.contains("1 of 3 images"), "{err}");
+    }
+    // The table: two scored rows and one error row.
+    let out = biqa(&["score", "--model", &model, &a, &b, &c]);
+    assert_eq!(out.status.code(), Some(1));
+    let table = String::from_utf8(out.stdout)?;
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    assert_eq!(lines.iter().filter(|l| l.contains("error:")).count(), 1);
+    assert!(lines[2].contains("broken.png") && lines[2].contains("error:"));
+    let help = String::from_utf8(biqa(&["score", "--help"]).stdout)?;
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(help.contains("continues past images"), "{help}");
+    Ok(())
+}
+
+#[test]
 fn probes_and_synth_write_their_files() -> Result<()> {
     let model = fixture("tiny-owl2");
     let img = fixture("tiny-owl2/images/astronaut_96x96.png");

@@ -10,7 +10,8 @@ pub struct Args {
     /// Source checkpoint directory.
     #[arg(long)]
     pub model: PathBuf,
-    /// Output directory.
+    /// Output directory: new or empty (a folder that already holds files is refused); written under a temporary
+    /// name beside it and renamed into place when complete.
     #[arg(long)]
     pub out: PathBuf,
     /// Maximum shard size in bytes.

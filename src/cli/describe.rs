@@ -18,7 +18,7 @@ pub struct Args {
     /// Sampling flags.
     #[command(flatten)]
     pub sampling: SamplingArgs,
-    /// Print one JSON object (`text`, `token_ids`).
+    /// Print one JSON object (`text`, `token_ids`, `stop_reason`: `eos`, `max_tokens` or `context_full`).
     #[arg(long)]
     pub json: bool,
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use biqa::model::report::ScoredImage;
+use biqa::model::report::ScoreRow;
 use biqa::model::{Scorer, ScoringPrompt};
 
 use crate::cli::progress::Progress;
@@ -24,15 +24,27 @@ pub struct Args {
     /// Scoring prompt and level words: qalign (excellent…bad) or qinstruct (good/average/poor).
     #[arg(long, default_value = "qalign")]
     pub prompt: ScoringPrompt,
-    /// Print a JSON array, one object per image.
+    /// Print a JSON array, one object per image: `{"image", "score", "score_1_5", "probs"}`, or
+    /// `{"image", "error"}` for an image that could not be scored.
     #[arg(long)]
     pub json: bool,
 }
 
-/// Scores the images and prints a table (or a JSON array of [`ScoredImage`]s).
+/// Scoring went past images it could not score; each has its error in the output.
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} of {total} images could not be scored (their errors are in the output)")]
+pub struct SomeImagesFailed {
+    /// Images not scored.
+    pub failed: usize,
+    /// Images given.
+    pub total: usize,
+}
+
+/// Scores the images and prints a table (or a JSON array of [`ScoreRow`]s). An image that cannot be read or
+/// scored does not stop the others: it gets a row with its error, and the command fails at the end.
 ///
 /// # Errors
-/// Loading, preprocessing or scoring errors.
+/// Loading errors, a text-only model; [`SomeImagesFailed`] after printing every row when an image could not be scored.
 pub fn run(args: Args, rt: &Runtime) -> Result<()> {
     // The scorer preprocesses as its prompt's released code does (`ScoringPrompt::resize_mode`: Q-Instruct
     // center-crops, Q-Align keeps the checkpoint's padding).
@@ -44,21 +56,34 @@ pub fn run(args: Args, rt: &Runtime) -> Result<()> {
         images.len(),
         "images",
     );
-    let results = m.score_paths(images, &scorer, args.batch_size, |done| bar.set(done))?;
+    let results = m.score_paths_each(images, &scorer, args.batch_size, |done| bar.set(done))?;
     bar.finish();
     if args.json {
-        let scored: Vec<ScoredImage> = images
+        let rows: Vec<ScoreRow> = images
             .iter()
             .zip(&results)
-            .map(|(p, r)| ScoredImage::new(p.display().to_string(), r))
+            .map(|(p, r)| ScoreRow::new(p.display().to_string(), r))
             .collect();
-        println!("{}", serde_json::to_string(&scored)?);
+        println!("{}", serde_json::to_string(&rows)?);
     } else {
         println!(
             "{:>8} {:>9}  {:<10} image",
             "score", "score_1_5", "top word"
         );
         for (p, r) in images.iter().zip(&results) {
+            let r = match r {
+                Ok(r) => r,
+                Err(e) => {
+                    println!(
+                        "{:>8} {:>9}  {:<10} {}  error: {e}",
+                        "-",
+                        "-",
+                        "-",
+                        p.display()
+                    );
+                    continue;
+                }
+            };
             let top = r
                 .probs
                 .iter()
@@ -73,6 +98,14 @@ pub fn run(args: Args, rt: &Runtime) -> Result<()> {
                 p.display()
             );
         }
+    }
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    if failed > 0 {
+        return Err(SomeImagesFailed {
+            failed,
+            total: results.len(),
+        }
+        .into());
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! tokens, or one JSON object).
 
 use anyhow::Result;
-use biqa::decoder::{GenerationConfig, Sampling};
+use biqa::decoder::{GenerationConfig, Sampling, StopReason};
 use biqa::model::{Generated, Owl2};
 
 /// Sampling flags shared by `describe` and `generate`.
@@ -68,8 +68,14 @@ pub fn emit(
         println!("{}", serde_json::to_string(&out)?);
     } else {
         let mut stream = streamer(model);
-        run(&mut stream)?;
+        let out = run(&mut stream)?;
         println!();
+        if out.stop_reason == StopReason::ContextFull {
+            eprintln!(
+                "(stopped: the context is full, max_position_embeddings = {})",
+                model.net.llm.config.max_position_embeddings
+            );
+        }
     }
     Ok(())
 }

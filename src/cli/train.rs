@@ -23,7 +23,8 @@ pub struct Args {
     pub devices: Vec<String>,
 }
 
-/// Trains, draws `loss.png` and prints where everything went.
+/// Trains, draws `loss.png` and prints where everything went; `--resume` on a complete run says so and exits
+/// successfully.
 ///
 /// # Errors
 /// A bad configuration (naming the key), data, model or I/O errors.
@@ -40,6 +41,13 @@ pub fn run(args: Args, rt: &Runtime) -> Result<()> {
     let mut obs = TrainProgress::default();
     let report = biqa::train::train_data_parallel(&config, &devices, args.resume, &mut obs)?;
     obs.progress.finish();
+    if report.already_complete {
+        println!(
+            "the run is already complete: nothing to resume; final model {}",
+            report.final_model.display()
+        );
+        return Ok(());
+    }
     let png = config.output.join("loss.png");
     biqa::training::loss_curve(&png, "training loss", &[("loss", &report.steps)])?;
     println!(

@@ -71,6 +71,8 @@ pub struct Weights<'a> {
     device: Device,
     policy: FloatPolicy,
     ignored: Vec<String>,
+    /// Prefixes of tensors that belong to other parts (see [`Weights::ignore_scope`]).
+    ignored_scopes: Vec<String>,
     /// The scope (`""` at the root, otherwise a dotted prefix without the trailing dot).
     prefix: String,
     tracking: Rc<Tracking>,
@@ -84,6 +86,7 @@ impl<'a> Weights<'a> {
             device: device.clone(),
             policy: FloatPolicy::F32,
             ignored: Vec::new(),
+            ignored_scopes: Vec::new(),
             prefix: String::new(),
             tracking: Rc::default(),
         }
@@ -100,6 +103,7 @@ impl<'a> Weights<'a> {
             device: device.clone(),
             policy: FloatPolicy::F32,
             ignored: Vec::new(),
+            ignored_scopes: Vec::new(),
             prefix: String::new(),
             tracking: Rc::default(),
         }
@@ -115,6 +119,7 @@ impl<'a> Weights<'a> {
             device: self.device.clone(),
             policy: self.policy,
             ignored: self.ignored.clone(),
+            ignored_scopes: self.ignored_scopes.clone(),
             prefix: self.name(prefix),
             tracking: Rc::clone(&self.tracking),
         }
@@ -139,6 +144,14 @@ impl<'a> Weights<'a> {
     /// Sets the parameter dtype.
     pub fn with_policy(mut self, policy: FloatPolicy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// Tensors under `prefix` (dotted, e.g. `model.vision_model`) belong to another part of the checkpoint: they are
+    /// not reported as unexpected when this loader builds only its own part (a decoder from an mPLUG-Owl2 file).
+    pub fn ignore_scope(mut self, prefix: &str) -> Self {
+        self.ignored_scopes
+            .push(prefix.trim_end_matches('.').to_string());
         self
     }
 
@@ -321,6 +334,10 @@ impl<'a> Weights<'a> {
             if self.in_scope(name)
                 && !used.contains(name)
                 && !self.ignored.iter().any(|s| name.ends_with(s.as_str()))
+                && !self.ignored_scopes.iter().any(|p| {
+                    name.strip_prefix(p.as_str())
+                        .is_some_and(|rest| rest.starts_with('.'))
+                })
             {
                 let actual = ckpt.info(name).map(|i| i.shape).unwrap_or_default();
                 problems.push(TensorProblem::Unexpected {

@@ -198,3 +198,62 @@ fn weights_report_every_problem_at_once() -> Result<()> {
     );
     Ok(())
 }
+
+/// A scoped view asks for relative names, records into the loader's tracking, and its `finish` reports only what
+/// lies under its prefix; `ignore_scope` declares another part's tensors.
+#[test]
+fn scoped_weights_load_and_report_alone() -> Result<()> {
+    let ck = Checkpoint::open(fixtures().join("tiny-llama-gqa"))?;
+    let device = Device::flex();
+    let w = Weights::new(&ck, &device);
+    let layer = w.scope("model.layers.0");
+    assert_eq!(
+        layer.name("input_layernorm.weight"),
+        "model.layers.0.input_layernorm.weight"
+    );
+    assert!(layer.contains("input_layernorm.weight"));
+    let _norm = layer.tensor("input_layernorm.weight", [64]);
+    let _missing = layer.tensor("mlp.extra.weight", [8]);
+    let err = layer.finish().unwrap_err();
+    let CheckpointError::Tensors { problems, .. } = &err else {
+        panic!("{err}")
+    };
+    // Only this layer's problems: the missing tensor, and its unused neighbours; nothing from layer 1 or the head.
+    assert!(problems.contains(&TensorProblem::Missing {
+        name: "model.layers.0.mlp.extra.weight".into(),
+        expected: vec![8]
+    }));
+    assert!(
+        problems
+            .iter()
+            .all(|p| p.name().starts_with("model.layers.0.")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| matches!(p, TensorProblem::Unexpected { name, .. }
+        if name == "model.layers.0.self_attn.q_proj.weight"))
+    );
+    // The loader itself saw what its scope did: the missing tensor, and the used one is not unexpected.
+    let all = w.finish().unwrap_err();
+    let CheckpointError::Tensors { problems, .. } = &all else {
+        panic!("{all}")
+    };
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.name() == "model.layers.0.mlp.extra.weight")
+    );
+    assert!(
+        !problems
+            .iter()
+            .any(|p| p.name() == "model.layers.0.input_layernorm.weight")
+    );
+    assert!(problems.iter().any(|p| p.name() == "lm_head.weight"));
+    // Another part's tensors, declared: a loader of the head alone finishes clean.
+    let root = Weights::new(&ck, &device).ignore_scope("model");
+    let _ = root.tensor("lm_head.weight", [512, 64]);
+    root.finish()?;
+    Ok(())
+}

@@ -57,10 +57,32 @@ fn remove_any(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// The mode a new file gets in the folder of `probe` (Unix): `0o666` minus the process umask, read from a file
+/// created there (and removed) so that no `libc` call is needed.
+#[cfg(unix)]
+fn new_file_mode(probe: &Path) -> Result<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let file = fs::File::create(probe).map_err(|e| CoreError::io(probe, e))?;
+    let mode = file.metadata().map(|m| m.permissions().mode() & 0o777);
+    drop(file);
+    let _ = fs::remove_file(probe);
+    mode.map_err(|e| CoreError::io(probe, e))
+}
+
+/// Gives `path` the mode of an ordinary new file (`0o666` minus the umask, 0644 under the usual 022), whatever
+/// the producer created it with (tempfile-based writers such as safetensors' create 0600).
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| CoreError::io(path, e))
+}
+
 /// Writes `path` atomically with a function that creates a file at the path it is given: `produce` writes a
 /// temporary file beside `path`, which is then synced and renamed over `path`. On any error the temporary file is
 /// removed and `path` is left untouched (absent if it did not exist). This is the one temp-write-rename of the
-/// workspace; [`write_atomic`] and [`write_bytes_atomic`] are built on it.
+/// workspace; [`write_atomic`] and [`write_bytes_atomic`] are built on it. On Unix the file gets the mode of an
+/// ordinary new file (`0o666` minus the umask: 0644 under the usual umask 022), whatever mode `produce` created
+/// it with.
 ///
 /// # Errors
 /// The error of `produce`, or [`CoreError::Io`] (converted into `E`) when syncing or renaming fails.
@@ -69,7 +91,11 @@ pub fn write_file_atomic<E: From<CoreError>>(
     produce: impl FnOnce(&Path) -> Result<(), E>,
 ) -> Result<(), E> {
     let tmp = sibling(path, "tmp");
+    #[cfg(unix)]
+    let mode = new_file_mode(&tmp)?;
     let result = produce(&tmp).and_then(|()| {
+        #[cfg(unix)]
+        set_mode(&tmp, mode)?;
         sync_file(&tmp)?;
         fs::rename(&tmp, path).map_err(|e| CoreError::io(path, e))?;
         sync_parent(path);
@@ -300,6 +326,48 @@ mod tests {
         assert_eq!(names(&target), ["sub"]);
         assert_eq!(fs::read(target.join("sub/c")).unwrap(), b"3");
         assert_eq!(names(&root.path().join("checkpoints")), ["step-1"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn written_files_get_the_mode_of_ordinary_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // What the process gives a plain new file (0644 under the usual umask 022).
+        let plain = dir.path().join("plain");
+        fs::write(&plain, b"x").unwrap();
+        let want = mode(&plain);
+        assert_ne!(
+            want & 0o044,
+            0,
+            "umask hides the file from group and others: {want:o}"
+        );
+        // A producer that creates its file 0600 (as tempfile, used by safetensors, does) still yields `want`.
+        let p = dir.path().join("model.safetensors");
+        write_file_atomic(&p, |tmp| {
+            let _ = fs::remove_file(tmp);
+            fs::write(tmp, b"w").map_err(|e| CoreError::io(tmp, e))?;
+            fs::set_permissions(tmp, fs::Permissions::from_mode(0o600))
+                .map_err(|e| CoreError::io(tmp, e))
+        })
+        .unwrap();
+        assert_eq!(mode(&p), want, "{:o}", mode(&p));
+        assert_ne!(mode(&p), 0o600);
+        let q = dir.path().join("a.json");
+        write_bytes_atomic(&q, b"{}").unwrap();
+        assert_eq!(mode(&q), want);
+        let r = dir.path().join("b.csv");
+        write_atomic(&r, |w| {
+            w.write_all(b"a")
+                .map_err(|e| CoreError::io(Path::new("w"), e))
+        })
+        .unwrap();
+        assert_eq!(mode(&r), want);
+        assert_eq!(
+            names(dir.path()),
+            ["a.json", "b.csv", "model.safetensors", "plain"]
+        );
     }
 
     #[test]

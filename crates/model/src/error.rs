@@ -151,6 +151,26 @@ pub enum ModelError {
         /// The directory.
         dir: PathBuf,
     },
+    /// `biqa convert` was given a source directory that does not exist.
+    #[error("{dir}: the source checkpoint directory does not exist")]
+    ConvertSourceMissing {
+        /// The missing directory.
+        dir: PathBuf,
+    },
+    /// `biqa convert` was asked to write into a folder that already holds files (its old weights would be left
+    /// beside the new shards, and a later load could pick them).
+    #[error(
+        "{dir}: the output directory is not empty ({entries} entries); convert into a new or empty directory"
+    )]
+    ConvertTargetNotEmpty {
+        /// The directory.
+        dir: PathBuf,
+        /// How many entries it holds.
+        entries: usize,
+    },
+    /// An atomic write of a file or folder (creating, syncing, renaming).
+    #[error(transparent)]
+    Core(#[from] biqa_core::CoreError),
     /// The weights (every missing, mis-shaped or unexpected tensor listed) or weight files.
     #[error(transparent)]
     Checkpoint(#[from] biqa_checkpoint::CheckpointError),

@@ -46,6 +46,7 @@ pub mod report;
 pub mod tokenizer;
 mod vlm;
 
+pub use biqa_decoder::StopReason;
 pub use config::{HfOwl2Config, ImageAspectRatio, Owl2Config, VisualConfig};
 pub use convert::convert_dir;
 pub use error::{ModelError, Result};
@@ -54,7 +55,7 @@ pub use pipeline::{
     Assessment, Pass, PassKind, PipelineConfig, PipelineKind, PipelinePrompts, ProbsAt,
 };
 pub use prompt::{Conversation, IMAGE_PLACEHOLDER, ScoringPrompt, VICUNA_SYSTEM, describe_prompt};
-pub use report::ScoredImage;
+pub use report::{FailedImage, ScoreRow, ScoredImage};
 pub use tokenizer::{
     DEFAULT_IMAGE_TOKEN, IMAGE_TOKEN_INDEX, IncrementalDecoder, PromptToken, Tokenizer,
     TokenizerSource, prompt_ids_i64,

@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use biqa_core::IMAGE_TOKEN;
 use biqa_core::prompts::{ONE_STAGE_PROMPT, STAGE1_PROMPT, STAGE2_PROMPT, STAGE2_QUESTION};
-use biqa_decoder::{Generation, GenerationConfig, Sampling};
+use biqa_decoder::{Generation, GenerationConfig, Sampling, StopReason};
 use biqa_metrics::{Level, LevelParser, split_conclusion};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -245,6 +245,10 @@ pub struct Pass {
     pub text: String,
     /// Whether generation ended on a stop token (rather than at `max_new_tokens`).
     pub stopped: bool,
+    /// Why generation stopped (`"eos"`, `"max_tokens"`, `"context_full"`); absent for [`PassKind::Direct`],
+    /// which reads the answer without generating.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<StopReason>,
     /// Seconds of this pass per image (a batched pass's time divided by its images).
     pub seconds: f64,
 }
@@ -425,6 +429,7 @@ impl Owl2 {
                         token_ids: Vec::new(),
                         text: word,
                         stopped: true,
+                        stop_reason: None,
                         seconds,
                     };
                     let mut a = Assessment::from_score(kind, s, ProbsAt::Direct, vec![pass]);
@@ -546,6 +551,7 @@ impl Owl2 {
                 let g = self.net.llm.generate(row, &gen_config(seeds[r]), |_| {})?;
                 all.tokens.extend(g.tokens);
                 all.stopped.extend(g.stopped);
+                all.stop_reasons.extend(g.stop_reasons);
                 all.step_logits.extend(g.step_logits);
             }
             all
@@ -570,6 +576,7 @@ impl Owl2 {
             token_ids: pass.generation.tokens[r].clone(),
             text: self.answer_text(pass, r),
             stopped: pass.generation.stopped[r],
+            stop_reason: pass.generation.stop_reasons.get(r).copied(),
             seconds,
         }
     }

@@ -38,6 +38,40 @@ impl ScoredImage {
     }
 }
 
+/// An image `biqa score` could not score: `{"image", "error"}` in place of its scores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedImage {
+    /// The image, as it was named.
+    pub image: String,
+    /// Why it was not scored (the error's message, naming the file and the problem).
+    pub error: String,
+}
+
+/// One element of the `biqa score --json` array: the scores of an image ([`ScoredImage`]) or, for an image that
+/// could not be scored, the error ([`FailedImage`]). Serialised without a tag: the object has either `score` or
+/// `error`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ScoreRow {
+    /// The image was scored.
+    Scored(ScoredImage),
+    /// The image was not scored.
+    Failed(FailedImage),
+}
+
+impl ScoreRow {
+    /// The row of the image named `image` from its result.
+    pub fn new(image: impl Into<String>, result: &crate::Result<ScoreResult>) -> Self {
+        match result {
+            Ok(r) => Self::Scored(ScoredImage::new(image, r)),
+            Err(e) => Self::Failed(FailedImage {
+                image: image.into(),
+                error: e.to_string(),
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,6 +89,21 @@ mod tests {
             serde_json::to_string(&ScoredImage::new("a.png", &r))?,
             r#"{"image":"a.png","score":0.5,"score_1_5":3.0,"probs":{"average":0.5,"good":0.25,"poor":0.25}}"#
         );
+        // A row is the scores, or the error in their place; both read back as what they were.
+        let ok = ScoreRow::new("a.png", &Ok(r));
+        let failed = ScoreRow::new(
+            "b.png",
+            &Err(crate::ModelError::BatchFailed {
+                reason: "boom".into(),
+            }),
+        );
+        let json = serde_json::to_string(&[&ok, &failed])?;
+        assert!(
+            json.ends_with(r#"{"image":"b.png","error":"its batch failed: boom"}]"#),
+            "{json}"
+        );
+        let back: Vec<ScoreRow> = serde_json::from_str(&json)?;
+        assert_eq!(back, [ok, failed]);
         Ok(())
     }
 }

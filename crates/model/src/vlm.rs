@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use biqa_checkpoint::{Checkpoint, FloatPolicy, Weights};
-use biqa_decoder::{ForwardOptions, GenerationConfig, KvCache, LogitsMode, Modality, Prompt};
+use biqa_decoder::{
+    ForwardOptions, GenerationConfig, KvCache, LogitsMode, Modality, Prompt, StopReason,
+};
 use biqa_vision::{Preprocessor, ResizeMode};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -71,6 +73,9 @@ pub struct Generated {
     pub text: String,
     /// The new token ids (a final `</s>` included when emitted).
     pub token_ids: Vec<u32>,
+    /// Why generation stopped: a stop token (`"eos"`), `max_new_tokens` (`"max_tokens"`), or the end of the
+    /// RoPE table (`"context_full"`, the text so far is kept).
+    pub stop_reason: StopReason,
 }
 
 /// Level words resolved to single token ids, with their weights.
@@ -407,6 +412,60 @@ impl Owl2 {
         Ok(out)
     }
 
+    /// Scores image files, `batch_size` at a time, with one result per image, in order: each image is read on its
+    /// own, so an unreadable or broken file is an error in its own slot and the others are still scored (the
+    /// readable images of a chunk go through one batch; a batch that fails as a whole gives each of its images
+    /// [`ModelError::BatchFailed`]). `progress` is called after each chunk with the number done.
+    ///
+    /// # Errors
+    /// A text-only model (no image can be scored): [`ModelError::NoVision`], before any image is read.
+    pub fn score_paths_each<P: AsRef<Path>>(
+        &self,
+        paths: &[P],
+        scorer: &Scorer,
+        batch_size: usize,
+        mut progress: impl FnMut(usize),
+    ) -> Result<Vec<Result<ScoreResult>>> {
+        self.preprocessor()?;
+        let mode = scorer.prompt.resize_mode();
+        let mut out: Vec<Result<ScoreResult>> = Vec::with_capacity(paths.len());
+        for chunk in paths.chunks(batch_size.max(1)) {
+            let mut good = Vec::new();
+            let mut slots: Vec<Option<Result<ScoreResult>>> = Vec::with_capacity(chunk.len());
+            for (j, p) in chunk.iter().enumerate() {
+                match self.pixels_with(std::slice::from_ref(p), mode) {
+                    Ok(px) => {
+                        good.push((j, px));
+                        slots.push(None);
+                    }
+                    Err(e) => slots.push(Some(Err(e))),
+                }
+            }
+            if !good.is_empty() {
+                let idx: Vec<usize> = good.iter().map(|(j, _)| *j).collect();
+                let pixels = Tensor::cat(good.into_iter().map(|(_, p)| p).collect(), 0);
+                match self.score_pixels(pixels, scorer) {
+                    Ok(results) => {
+                        for (j, r) in idx.into_iter().zip(results) {
+                            slots[j] = Some(Ok(r));
+                        }
+                    }
+                    Err(e) => {
+                        let reason = e.to_string();
+                        for j in idx {
+                            slots[j] = Some(Err(ModelError::BatchFailed {
+                                reason: reason.clone(),
+                            }));
+                        }
+                    }
+                }
+            }
+            out.extend(slots.into_iter().flatten());
+            progress(out.len());
+        }
+        Ok(out)
+    }
+
     /// Generates from a prompt with at most one `<|image|>` per image given (pixels `[N, 3, S, S]` or none).
     ///
     /// # Errors
@@ -436,10 +495,16 @@ impl Owl2 {
     ) -> Result<Generated> {
         let prepared = self.prepare(&[prompt.to_string()], images)?;
         let g = self.net.llm.generate(prepared, config, on_token)?;
+        let stop_reason = g
+            .stop_reasons
+            .first()
+            .copied()
+            .unwrap_or(StopReason::MaxTokens);
         let token_ids = g.tokens.into_iter().next().unwrap_or_default();
         Ok(Generated {
             text: self.assets.tokenizer.decode(&token_ids, true),
             token_ids,
+            stop_reason,
         })
     }
 

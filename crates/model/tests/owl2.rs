@@ -371,3 +371,100 @@ fn whole_config_mirror() -> Result<()> {
     assert!(msg.contains("config.json") && msg.contains("line"), "{msg}");
     Ok(())
 }
+
+#[test]
+fn convert_refuses_a_missing_source_and_a_non_empty_target() -> Result<()> {
+    let root = tempfile::tempdir()?;
+    // A missing source is named as missing (not "must differ").
+    let missing = root.path().join("no-such-model");
+    let err = biqa_model::convert_dir(&missing, &root.path().join("out"), 600_000)
+        .expect_err("missing source");
+    assert!(
+        matches!(err, ModelError::ConvertSourceMissing { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert!(!err.to_string().contains("must differ"), "{err}");
+    assert!(!root.path().join("out").exists());
+
+    // A folder that already holds weights is refused and left exactly as it was.
+    let src = copy_without("model.safetensors")?;
+    let stale = root.path().join("stale");
+    std::fs::create_dir(&stale)?;
+    std::fs::write(stale.join("model.safetensors"), b"old weights")?;
+    let err = biqa_model::convert_dir(src.path(), &stale, 600_000).expect_err("non-empty");
+    assert!(
+        matches!(err, ModelError::ConvertTargetNotEmpty { entries: 1, .. }),
+        "{err}"
+    );
+    let names: Vec<_> = std::fs::read_dir(&stale)?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(names, ["model.safetensors"]);
+    assert_eq!(
+        std::fs::read(stale.join("model.safetensors"))?,
+        b"old weights"
+    );
+
+    // An empty folder is filled; every file returned is in it, nothing is left beside it, and the weights are
+    // readable by others like every other file (not tempfile's 0600).
+    let empty = root.path().join("empty");
+    std::fs::create_dir(&empty)?;
+    let files = biqa_model::convert_dir(src.path(), &empty, 600_000)?;
+    assert!(
+        files.iter().all(|f| f.starts_with(&empty) && f.is_file()),
+        "{files:?}"
+    );
+    assert!(empty.join("model.safetensors.index.json").is_file());
+    let mut beside: Vec<_> = std::fs::read_dir(root.path())?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    beside.sort();
+    assert_eq!(beside, ["empty", "stale"]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "safetensors"))
+        {
+            let mode = std::fs::metadata(f)?.permissions().mode() & 0o777;
+            assert_ne!(mode, 0o600, "{}: {mode:o}", f.display());
+            assert_ne!(mode & 0o044, 0, "{}: {mode:o}", f.display());
+        }
+    }
+    // Converting into the same (now non-empty) folder again is refused rather than mixing old and new files.
+    assert!(matches!(
+        biqa_model::convert_dir(src.path(), &empty, 600_000),
+        Err(ModelError::ConvertTargetNotEmpty { .. })
+    ));
+    Ok(())
+}
+
+#[test]
+fn one_broken_image_fails_only_its_own_slot() -> Result<()> {
+    let model = Owl2::from_dir(
+        fixture("tiny-owl2"),
+        &Device::flex(),
+        &LoadOptions::default(),
+    )?;
+    let scorer = Scorer::new(model.tokenizer(), ScoringPrompt::Qalign, None)?;
+    let dir = tempfile::tempdir()?;
+    let broken = dir.path().join("broken.png");
+    std::fs::write(&broken, b"\x89PNG\r\n\x1a\nnot really a png")?;
+    let paths = [image(IMAGES[0]), broken.clone(), image(IMAGES[1])];
+    let good = model.score_paths(&[image(IMAGES[0]), image(IMAGES[1])], &scorer, 1, |_| {})?;
+    for batch_size in [1, 3] {
+        let mut done = Vec::new();
+        let got = model.score_paths_each(&paths, &scorer, batch_size, |n| done.push(n))?;
+        assert_eq!(got.len(), 3);
+        assert_eq!(done.last(), Some(&3));
+        let err = got[1].as_ref().expect_err("broken image");
+        assert!(err.to_string().contains("broken.png"), "{err}");
+        for (g, want) in [&got[0], &got[2]].into_iter().zip(&good) {
+            let g = g.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+            biqa_testkit::assert_close_f64("score", g.score, want.score, 1e-5);
+        }
+    }
+    Ok(())
+}

@@ -108,6 +108,9 @@ pub struct TrainReport {
     pub final_model: PathBuf,
     /// Trainable parameters.
     pub trainable: usize,
+    /// Whether `--resume` found the run already complete (every step done): no step ran in this process
+    /// (`steps` is empty) and `final_model` is the run's existing final model.
+    pub already_complete: bool,
 }
 
 /// The seeded sample order of one stage: epoch `e` is a Fisher–Yates permutation seeded by (seed, stage, e).
@@ -496,6 +499,22 @@ pub fn train_data_parallel(
         }
         truncate_log(&jsonl, progress.global_step, false)?;
         truncate_log(&csv, progress.global_step, true)?;
+        let total = config.recipe.total_steps();
+        let final_dir = out.join("final");
+        if progress.global_step >= total && final_dir.join("config.json").is_file() {
+            // Nothing left to train: the run is complete and its final model is in place.
+            observer.on_message(&format!(
+                "the run is already complete ({total} steps): final model {}",
+                final_dir.display()
+            ));
+            return Ok(TrainReport {
+                steps: Vec::new(),
+                evals: Vec::new(),
+                final_model: final_dir,
+                trainable,
+                already_complete: true,
+            });
+        }
     } else {
         for p in [&jsonl, &csv, &evals_path] {
             if p.exists() {
@@ -709,6 +728,7 @@ pub fn train_data_parallel(
                     evals,
                     final_model: PathBuf::new(),
                     trainable,
+                    already_complete: false,
                 });
             }
 
@@ -773,6 +793,7 @@ pub fn train_data_parallel(
     let final_model = export_model(&model, &assets, &prompts, &out.join("final"))?;
     observer.on_message(&format!("final model: {}", final_model.display()));
     Ok(TrainReport {
+        already_complete: resume && logs.is_empty() && progress.global_step >= total_steps,
         steps: logs,
         evals,
         final_model,

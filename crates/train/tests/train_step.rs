@@ -4,6 +4,9 @@
 //! (`loss.a`, `grad1/*`, every parameter's gradient norm, the global norm, the exact zeros); two optimiser steps;
 //! the label-smoothed gradient; the frozen-vision run.
 
+#[path = "shared/train_step_batch.rs"]
+mod train_step_batch;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
@@ -36,49 +39,9 @@ fn scalar(e: &Arrays, name: &str) -> Result<f64> {
     Ok(f64::from(e.f32(name)?[0]))
 }
 
-fn turn(from: &str, value: &str) -> Turn {
-    Turn {
-        from: from.into(),
-        value: value.into(),
-    }
-}
-
 /// The fixture's batch: `--version v1`, `[single_image, text_only]`, expanded with 9 image tokens.
 fn fixture_batch(assets: &Owl2Assets) -> Result<ExpandedBatch> {
-    let options = TokenizeOptions {
-        image_folder: Some(model_dir().join("images")),
-        ..TokenizeOptions::default()
-    };
-    let single = ConversationRecord {
-        id: "single_image".into(),
-        image: Some("astronaut_96x96.png".into()),
-        conversations: vec![
-            turn(
-                "human",
-                "How would you rate the quality of this image?\n<|image|>",
-            ),
-            turn("gpt", "The quality of the image is poor."),
-        ],
-        gt_score: None,
-    };
-    let text = ConversationRecord {
-        id: "text_only".into(),
-        image: None,
-        conversations: vec![
-            turn(
-                "human",
-                "The image is a sharp photo of a cup of coffee on a table. The colors are vivid, the exposure is \
-                 good and there is no visible noise. How would you rate the quality of this image?",
-            ),
-            turn("gpt", "The quality of the image is good."),
-        ],
-        gt_score: None,
-    };
-    let tok = &assets.tokenizer;
-    let a = tokenize_record(tok, &single, 0, &options)?;
-    let b = tokenize_record(tok, &text, 1, &options)?;
-    let batch = collate([&a, &b], pad_id(tok), options.model_max_length)?;
-    Ok(expand(&batch, 9)?)
+    Ok(train_step_batch::fixture_batch(assets, 9)?)
 }
 
 fn pixels(assets: &Owl2Assets, batch: &ExpandedBatch, device: &Device) -> Result<Tensor<4>> {

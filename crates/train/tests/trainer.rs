@@ -257,6 +257,37 @@ fn resume_gives_the_same_losses_and_survives_a_torn_checkpoint() -> Result<()> {
 }
 
 #[test]
+fn resuming_a_complete_run_says_so_and_trains_nothing() -> Result<()> {
+    let out = tempfile::tempdir()?;
+    let c = config(out.path(), Recipe::OneStage { steps: 2 })?;
+    let done = train(&c, &Device::flex(), false, &mut Silent)?;
+    ensure!(done.steps.len() == 2 && !done.already_complete);
+    let log = std::fs::read_to_string(out.path().join("metrics.jsonl"))?;
+
+    /// Collects the observer's messages.
+    struct Messages(Vec<String>);
+    impl biqa_train::Observer for Messages {
+        fn on_message(&mut self, message: &str) {
+            self.0.push(message.to_owned());
+        }
+    }
+    let mut messages = Messages(Vec::new());
+    let again = train(&c, &Device::flex(), true, &mut messages)?;
+    ensure!(again.already_complete, "{:?}", messages.0);
+    ensure!(again.steps.is_empty(), "{} new steps", again.steps.len());
+    ensure!(again.final_model == done.final_model);
+    ensure!(again.final_model.join("config.json").is_file());
+    ensure!(
+        messages.0.iter().any(|m| m.contains("already complete")),
+        "{:?}",
+        messages.0
+    );
+    // The log is untouched.
+    ensure!(std::fs::read_to_string(out.path().join("metrics.jsonl"))? == log);
+    Ok(())
+}
+
+#[test]
 fn a_non_finite_loss_stops_and_keeps_the_last_checkpoint() -> Result<()> {
     let out = tempfile::tempdir()?;
     let mut c = config(out.path(), Recipe::OneStage { steps: 6 })?;
