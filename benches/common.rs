@@ -6,12 +6,10 @@
 
 use std::path::PathBuf;
 
-use biqa::data::{ConversationRecord, Turn};
 use biqa::decoder::LlamaConfig;
 use biqa::vision::{AbstractorConfig, VisionConfig};
 use biqa_train::Owl2Assets;
-use biqa_train::batch::{ExpandedBatch, collate, expand, pad_id};
-use biqa_train::conversation::{TokenizeOptions, tokenize_record};
+use biqa_train::batch::ExpandedBatch;
 use burn::tensor::Device;
 
 /// `tests/fixtures/tiny-owl2`.

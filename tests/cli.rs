@@ -554,6 +554,20 @@ lora = {{ rank = 4, alpha = 8.0, targets = ["q_proj", "v_proj.multiway.1"] }}
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Resuming the finished run says it is complete, exits 0 and trains nothing.
+    let out = biqa(&["train", "--config", &config.to_string_lossy(), "--resume"]);
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    anyhow::ensure!(String::from_utf8_lossy(&out.stdout).contains("already complete"));
+    anyhow::ensure!(
+        std::fs::read_to_string(run.join("metrics.csv"))?
+            .lines()
+            .count()
+            == 5
+    );
     // A config with an unknown key is refused with the key named.
     std::fs::write(
         &config,

@@ -108,6 +108,39 @@ fn split(answer: &str) -> std::result::Result<(String, String, Level), AnswerPro
     Ok((description, conclusion, level))
 }
 
+/// The first answer of image record `r` (number `i`), split into `(description, conclusion, level)`; with
+/// `only_conclusion_ok`, an answer that is only a conclusion is accepted (its description is empty).
+fn record_answer(
+    i: usize,
+    r: &ConversationRecord,
+    only_conclusion_ok: bool,
+) -> Result<(String, String, Level)> {
+    let bad = |problem| TrainError::Record {
+        index: Some(i),
+        id: r.id.clone(),
+        problem,
+    };
+    let answer = r
+        .conversations
+        .iter()
+        .find(|t| t.from == "gpt")
+        .ok_or_else(|| bad(RecordProblem::NoAnswer))?;
+    if r.image.is_none() {
+        return Err(bad(RecordProblem::NoImage));
+    }
+    let parts = if only_conclusion_ok {
+        biqa_metrics::split_conclusion(&answer.value).ok_or(AnswerProblem::NoLevelStated)
+    } else {
+        split(&answer.value)
+    };
+    parts.map_err(|problem| {
+        bad(RecordProblem::Answer {
+            answer: answer.value.clone(),
+            problem,
+        })
+    })
+}
+
 /// The answer of a Q-Align record stating `level`.
 pub fn direct_answer(level: Level) -> String {
     format!("The quality of the image is {}.", level.word())
@@ -125,25 +158,7 @@ pub fn direct_records(records: &[ConversationRecord]) -> Result<Vec<Conversation
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let bad = |problem| TrainError::Record {
-                index: Some(i),
-                id: r.id.clone(),
-                problem,
-            };
-            let answer = r
-                .conversations
-                .iter()
-                .find(|t| t.from == "gpt")
-                .ok_or_else(|| bad(RecordProblem::NoAnswer))?;
-            if r.image.is_none() {
-                return Err(bad(RecordProblem::NoImage));
-            }
-            let (_, _, level) = biqa_metrics::split_conclusion(&answer.value).ok_or_else(|| {
-                bad(RecordProblem::Answer {
-                    answer: answer.value.clone(),
-                    problem: AnswerProblem::NoLevelStated,
-                })
-            })?;
+            let (_, _, level) = record_answer(i, r, true)?;
             Ok(ConversationRecord {
                 id: r.id.clone(),
                 image: r.image.clone(),
@@ -179,25 +194,7 @@ pub fn two_stage_records(
         value,
     };
     for (i, r) in records.iter().enumerate() {
-        let bad = |problem| TrainError::Record {
-            index: Some(i),
-            id: r.id.clone(),
-            problem,
-        };
-        let answer = r
-            .conversations
-            .iter()
-            .find(|t| t.from == "gpt")
-            .ok_or_else(|| bad(RecordProblem::NoAnswer))?;
-        if r.image.is_none() {
-            return Err(bad(RecordProblem::NoImage));
-        }
-        let (description, conclusion, _) = split(&answer.value).map_err(|problem| {
-            bad(RecordProblem::Answer {
-                answer: answer.value.clone(),
-                problem,
-            })
-        })?;
+        let (description, conclusion, _) = record_answer(i, r, false)?;
         s1.push(ConversationRecord {
             id: r.id.clone(),
             image: r.image.clone(),

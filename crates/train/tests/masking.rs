@@ -2,6 +2,9 @@
 //! (`tests/fixtures/train-step`: `masking.safetensors`, `train_step.safetensors`, `index.json`), all exact; plus the
 //! dataset-file error cases.
 
+#[path = "shared/train_step_batch.rs"]
+mod train_step_batch;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, ensure};
@@ -41,21 +44,11 @@ fn turn(from: &str, value: &str) -> Turn {
     }
 }
 
-/// The three conversations of the fixture (README, Part 1).
+/// The three conversations of the fixture (README, Part 1): the train-step batch's two, and a multi-turn one.
 fn samples() -> Vec<(&'static str, ConversationRecord)> {
+    let [single, text] = train_step_batch::fixture_records();
     vec![
-        (
-            "single_image",
-            ConversationRecord {
-                id: "single_image".into(),
-                image: Some("astronaut_96x96.png".into()),
-                conversations: vec![
-                    turn("human", Q1),
-                    turn("gpt", "The quality of the image is poor."),
-                ],
-                gt_score: None,
-            },
-        ),
+        ("single_image", single),
         (
             "multi_turn_image",
             ConversationRecord {
@@ -76,23 +69,7 @@ fn samples() -> Vec<(&'static str, ConversationRecord)> {
                 gt_score: None,
             },
         ),
-        (
-            "text_only",
-            ConversationRecord {
-                id: "text_only".into(),
-                image: None,
-                conversations: vec![
-                    turn(
-                        "human",
-                        "The image is a sharp photo of a cup of coffee on a table. The colors are vivid, the \
-                         exposure is good and there is no visible noise. How would you rate the quality of this \
-                         image?",
-                    ),
-                    turn("gpt", "The quality of the image is good."),
-                ],
-                gt_score: None,
-            },
-        ),
+        ("text_only", text),
     ]
 }
 

@@ -11,10 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use anyhow::{Result, anyhow, ensure};
-use biqa_data::{ConversationRecord, Turn};
 use biqa_testkit::{Arrays, ensure_rel_close, fixture, fixture_json, host, max_abs_diff};
-use biqa_train::batch::{ExpandedBatch, collate, expand, pad_id};
-use biqa_train::conversation::{TokenizeOptions, tokenize_record};
+use biqa_train::batch::ExpandedBatch;
 use biqa_train::optim::{AdamW, AdamWConfig, DecayExclusion, global_grad_norm};
 use biqa_train::params::{FlatGrad, ParamInfo, collect_grads, param_infos, param_values};
 use biqa_train::{ForwardLoss, Owl2Assets, Owl2Net, label_smoothed_nll, load_model};

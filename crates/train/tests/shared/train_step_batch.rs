@@ -1,5 +1,8 @@
 //! The batch of `tests/fixtures/train-step` (`--version v1`, `[single_image, text_only]`), shared by
-//! `crates/train/tests/train_step.rs` and `benches/common.rs` (included by path: one copy for both).
+//! `crates/train/tests/train_step.rs`, `crates/train/tests/masking.rs` and `benches/common.rs` (included by path: one
+//! copy for all).
+
+#![allow(dead_code)]
 
 use biqa_data::{ConversationRecord, Turn};
 use biqa_train::Owl2Assets;
