@@ -283,6 +283,7 @@ fn score_describe_generate_convert() -> Result<()> {
         .filter_map(Value::as_u64)
         .collect();
     assert_eq!(ids, [433, 88, 81, 195, 441, 277, 88, 81, 232, 4, 335, 414]);
+    assert_eq!(json["stop_reason"], "max_tokens");
 
     let out = biqa(&[
         "generate",
@@ -305,6 +306,7 @@ fn score_describe_generate_convert() -> Result<()> {
         .filter_map(Value::as_u64)
         .collect();
     assert_eq!(ids, [338, 115, 420, 2]);
+    assert_eq!(json["stop_reason"], "eos");
 
     let dir = tempfile::tempdir()?;
     let out_dir = dir.path().join("converted");

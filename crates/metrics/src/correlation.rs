@@ -192,6 +192,12 @@ fn count_inversions(values: &mut Vec<u64>) -> u64 {
 /// Pearson correlation of two finite, non-constant vectors of equal length, computed as SciPy does: centre,
 /// scale by the largest magnitude, normalise, then take the dot product; the result is clipped to [−1, 1].
 pub(crate) fn pearson_unchecked(x: &[f64], y: &[f64]) -> f64 {
+    // Scaled by a power of two (exact, so ordinary inputs give the same bits) so that sums and differences of values
+    // near f64::MAX cannot overflow; the correlation does not depend on the scale.
+    let (sx, sy) = (pow2_scale(x), pow2_scale(y));
+    let x: Vec<f64> = x.iter().map(|v| v * sx).collect();
+    let y: Vec<f64> = y.iter().map(|v| v * sy).collect();
+    let (x, y) = (x.as_slice(), y.as_slice());
     let xm = mean(x);
     let ym = mean(y);
     let xmax = x.iter().fold(0.0f64, |a, &v| a.max((v - xm).abs()));
@@ -205,6 +211,18 @@ pub(crate) fn pearson_unchecked(x: &[f64], y: &[f64]) -> f64 {
         sxy += dx * dy;
     }
     (sxy / (sxx.sqrt() * syy.sqrt())).clamp(-1.0, 1.0)
+}
+
+/// A power of two that brings the largest magnitude of `values` into [0.5, 1) (1 for all-zero or non-finite input):
+/// multiplying by it is exact for normal values.
+pub(crate) fn pow2_scale(values: &[f64]) -> f64 {
+    let m = values.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    if m == 0.0 || !m.is_finite() {
+        return 1.0;
+    }
+    let e = m.log2().floor() as i32 + 1;
+    // Two steps, so that neither factor leaves the normal range for exponents near ±1024.
+    2f64.powi(-e / 2) * 2f64.powi(-(e - e / 2))
 }
 
 /// Mean with Neumaier-compensated summation (as accurate as NumPy's pairwise sum, or better).

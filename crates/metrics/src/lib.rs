@@ -53,21 +53,28 @@ pub struct Summary {
     pub krcc: f64,
     /// RMSE after the 4-parameter logistic mapping, on the MOS scale; `None` when n < 4.
     pub rmse_logistic: Option<f64>,
+    /// Why the logistic fit is unavailable when it failed (the other metrics are kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logistic_unavailable: Option<String>,
 }
 
 impl Summary {
     /// Computes every metric of the summary.
     ///
     /// # Errors
-    /// As the individual metrics (length mismatch, n < 2, non-finite or constant inputs, a failed fit).
+    /// As the correlations (length mismatch, n < 2, non-finite or constant inputs). A failed logistic fit is not
+    /// an error: its fields are `None` and [`Summary::logistic_unavailable`] says why.
     pub fn compute(pred: &[f64], mos: &[f64]) -> Result<Self> {
         let srcc = srcc(pred, mos)?;
         let plcc = plcc(pred, mos)?;
         let krcc = krcc(pred, mos)?;
-        let fit = if pred.len() >= 4 {
-            Some(plcc_logistic(pred, mos)?)
+        let (fit, logistic_unavailable) = if pred.len() >= 4 {
+            match plcc_logistic(pred, mos) {
+                Ok(f) => (Some(f), None),
+                Err(e) => (None, Some(e.to_string())),
+            }
         } else {
-            None
+            (None, None)
         };
         Ok(Self {
             n: pred.len(),
@@ -76,6 +83,7 @@ impl Summary {
             plcc_logistic: fit.as_ref().map(|f| f.plcc),
             krcc,
             rmse_logistic: fit.as_ref().map(|f| f.rmse),
+            logistic_unavailable,
         })
     }
 }

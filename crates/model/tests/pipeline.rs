@@ -198,3 +198,31 @@ fn an_unreadable_image_fails_only_its_slot() -> Result<()> {
     ensure!(err.contains("broken.png"), "{err}");
     Ok(())
 }
+
+#[test]
+fn passes_say_why_generation_stopped() -> Result<()> {
+    let (m, s) = load()?;
+    let a = run(&m, &s, &config(PipelineKind::TwoStage), 3, 0)?;
+    for a in &a {
+        for p in &a.passes {
+            let reason = p
+                .stop_reason
+                .ok_or_else(|| anyhow::anyhow!("no stop_reason"))?;
+            ensure!(p.stopped == (reason == biqa_model::StopReason::Eos));
+            if reason == biqa_model::StopReason::MaxTokens {
+                ensure!(p.token_ids.len() == 12);
+            }
+            let json = serde_json::to_value(p)?;
+            ensure!(json["stop_reason"] == serde_json::to_value(reason)?);
+        }
+    }
+    // Direct reads the answer without generating: no stop reason, none serialised.
+    let d = run(&m, &s, &config(PipelineKind::Direct), 3, 0)?;
+    ensure!(d[0].passes[0].stop_reason.is_none());
+    ensure!(
+        serde_json::to_value(&d[0].passes[0])?
+            .get("stop_reason")
+            .is_none()
+    );
+    Ok(())
+}
