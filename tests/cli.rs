@@ -580,3 +580,36 @@ lora = {{ rank = 4, alpha = 8.0, targets = ["q_proj", "v_proj.multiway.1"] }}
     anyhow::ensure!(String::from_utf8_lossy(&out.stderr).contains("batchsize"));
     Ok(())
 }
+
+/// A `--layers` range up to `usize::MAX` is clipped to the model's layers (it used to walk the whole range), and a
+/// range past the last layer is refused naming the layers there are (issue #16).
+#[test]
+fn probe_layer_ranges_are_bounded_by_the_model() -> Result<()> {
+    let model = fixture("tiny-owl2");
+    let img = fixture("tiny-owl2/images/astronaut_96x96.png");
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("att");
+    let run = |layers: &str| {
+        biqa(&[
+            "probe",
+            "attention",
+            "--model",
+            &model,
+            &img,
+            "--layers",
+            layers,
+            "--out",
+            &out.to_string_lossy(),
+        ])
+    };
+    let o = run("0..18446744073709551615");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run("5..9");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--layers 5..9") && err.contains("0..1"),
+        "{err}"
+    );
+    Ok(())
+}

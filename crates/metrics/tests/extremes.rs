@@ -27,7 +27,10 @@ fn a_failed_logistic_fit_keeps_the_other_metrics() -> Result<()> {
     let pred = [1e308, -1e308, 1e308, -1e308, 1e308, -1e308];
     let mos = [5.0, 1.0, 4.0, 2.0, 4.5, 1.5];
     let s = Summary::compute(&pred, &mos)?;
-    ensure!(s.srcc.is_finite() && s.plcc.is_finite() && s.krcc.is_finite(), "{s:?}");
+    ensure!(
+        s.srcc.is_finite() && s.plcc.is_finite() && s.krcc.is_finite(),
+        "{s:?}"
+    );
     ensure!(
         s.plcc_logistic.is_none() && s.logistic_unavailable.is_some(),
         "{s:?}"

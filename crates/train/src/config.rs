@@ -229,6 +229,35 @@ impl TrainConfig {
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return bad("lr", self.lr.to_string(), "must be positive and finite");
         }
+        let o = &self.optimizer;
+        for (key, v) in [("optimizer.beta1", o.beta1), ("optimizer.beta2", o.beta2)] {
+            if !(0.0..1.0).contains(&v) {
+                return bad(key, v.to_string(), "must lie in [0, 1)");
+            }
+        }
+        if !(o.eps > 0.0 && o.eps.is_finite()) {
+            return bad(
+                "optimizer.eps",
+                o.eps.to_string(),
+                "must be positive and finite",
+            );
+        }
+        if !(o.weight_decay >= 0.0 && o.weight_decay.is_finite()) {
+            return bad(
+                "optimizer.weight_decay",
+                o.weight_decay.to_string(),
+                "must be non-negative and finite",
+            );
+        }
+        if let Some(n) = self.max_grad_norm
+            && !(n > 0.0 && n.is_finite())
+        {
+            return bad(
+                "max_grad_norm",
+                n.to_string(),
+                "must be positive and finite (leave it out for no clipping)",
+            );
+        }
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return bad(
                 "label_smoothing",

@@ -406,3 +406,32 @@ fn lora_dropout_resumes_exactly_and_matches_across_replicas() -> Result<()> {
     }
     Ok(())
 }
+
+/// Optimiser settings outside their domain are refused before anything runs, naming the key (issue #16:
+/// `max_grad_norm` −1 flipped the gradients, β1 = 1.5 and ε < 0 were accepted).
+#[test]
+fn optimiser_settings_outside_their_domain_are_refused() -> Result<()> {
+    let out = tempfile::tempdir()?;
+    let base = config(out.path(), Recipe::OneStage { steps: 1 })?;
+    let cases: Vec<(&str, Box<dyn Fn(&mut TrainConfig)>)> = vec![
+        ("max_grad_norm", Box::new(|c| c.max_grad_norm = Some(-1.0))),
+        ("optimizer.beta1", Box::new(|c| c.optimizer.beta1 = 1.5)),
+        ("optimizer.beta2", Box::new(|c| c.optimizer.beta2 = -0.1)),
+        ("optimizer.eps", Box::new(|c| c.optimizer.eps = -1e-6)),
+        (
+            "optimizer.weight_decay",
+            Box::new(|c| c.optimizer.weight_decay = f64::NAN),
+        ),
+    ];
+    for (key, set) in cases {
+        let mut c = base.clone();
+        set(&mut c);
+        let err = train(&c, &Device::flex(), false, &mut Silent)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        ensure!(err.contains(key), "{key}: {err:?}");
+    }
+    base.validate()?;
+    Ok(())
+}

@@ -41,7 +41,19 @@ pub fn run(args: Args, rt: &Runtime) -> Result<()> {
     let m = rt.load(&args.model)?;
     let n_layers = m.net.llm.config.num_layers;
     let layer_list: Vec<usize> = match args.layers.as_deref().map(parse_layers).transpose()? {
-        Some(r) => r.filter(|&l| l < n_layers).collect(),
+        // Clipped arithmetically (a range up to usize::MAX is not walked), and refused when it holds no layer.
+        Some(r) => {
+            let (start, end) = (*r.start(), (*r.end()).min(n_layers.saturating_sub(1)));
+            if start > end {
+                anyhow::bail!(
+                    "--layers {}..{}: the model has layers 0..{}",
+                    r.start(),
+                    r.end(),
+                    n_layers.saturating_sub(1)
+                );
+            }
+            (start..=end).collect()
+        }
         None => (0..n_layers).collect(),
     };
     let images = &args.images;
