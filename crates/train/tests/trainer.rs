@@ -413,7 +413,8 @@ fn lora_dropout_resumes_exactly_and_matches_across_replicas() -> Result<()> {
 fn optimiser_settings_outside_their_domain_are_refused() -> Result<()> {
     let out = tempfile::tempdir()?;
     let base = config(out.path(), Recipe::OneStage { steps: 1 })?;
-    let cases: Vec<(&str, Box<dyn Fn(&mut TrainConfig)>)> = vec![
+    type Set = Box<dyn Fn(&mut TrainConfig)>;
+    let cases: Vec<(&str, Set)> = vec![
         ("max_grad_norm", Box::new(|c| c.max_grad_norm = Some(-1.0))),
         ("optimizer.beta1", Box::new(|c| c.optimizer.beta1 = 1.5)),
         ("optimizer.beta2", Box::new(|c| c.optimizer.beta2 = -0.1)),
