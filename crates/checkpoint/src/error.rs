@@ -179,13 +179,34 @@ pub enum CheckpointError {
         reason: String,
     },
     /// Building a model found missing, mis-shaped or unexpected tensors: every one is listed.
-    #[error("{source_desc}: {} tensor problem(s): {}", problems.len(), problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    #[error("{source_desc}: {} tensor problem(s): {}", problems.len(), summarise(problems))]
     Tensors {
         /// The checkpoint (file or directory).
         source_desc: String,
         /// Every problem found.
         problems: Vec<TensorProblem>,
     },
+}
+
+/// How many problems an error message lists before it counts the rest.
+pub const LISTED_PROBLEMS: usize = 20;
+
+/// The first [`LISTED_PROBLEMS`] problems, then a count of the others (a checkpoint with 30 000 unexpected tensors
+/// gives one readable line, not a megabyte); the error value keeps them all.
+fn summarise(problems: &[TensorProblem]) -> String {
+    let mut s = problems
+        .iter()
+        .take(LISTED_PROBLEMS)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    if problems.len() > LISTED_PROBLEMS {
+        s.push_str(&format!(
+            "; … and {} more",
+            problems.len() - LISTED_PROBLEMS
+        ));
+    }
+    s
 }
 
 /// Result alias of this crate.
@@ -195,5 +216,33 @@ impl From<biqa_core::CoreError> for CheckpointError {
     fn from(e: biqa_core::CoreError) -> Self {
         let (path, source) = e.into_io();
         Self::Io { path, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 30 000 unexpected tensors make one readable line (issue #16: it was 1 MB), and the error keeps them all.
+    #[test]
+    fn a_huge_problem_list_is_summarised() {
+        let problems: Vec<TensorProblem> = (0..30_000)
+            .map(|i| TensorProblem::Unexpected {
+                name: format!("model.extra.{i}.weight"),
+                actual: vec![4, 4],
+            })
+            .collect();
+        let e = CheckpointError::Tensors {
+            source_desc: "ckpt".into(),
+            problems,
+        };
+        let msg = e.to_string();
+        assert!(msg.len() < 4_000, "{} bytes", msg.len());
+        assert!(msg.starts_with("ckpt: 30000 tensor problem(s): unexpected model.extra.0.weight"));
+        assert!(msg.ends_with("… and 29980 more"), "{msg}");
+        let CheckpointError::Tensors { problems, .. } = e else {
+            unreachable!()
+        };
+        assert_eq!(problems.len(), 30_000);
     }
 }

@@ -98,6 +98,15 @@ fn default_act() -> String {
     "silu".to_string()
 }
 
+/// The largest vocabulary a config may claim (2²²; LLaMA-2 has 32 000).
+pub const MAX_VOCAB: usize = 1 << 22;
+/// The largest width (hidden size, heads, head width) a config may claim (2¹⁶; LLaMA-2-70B is 8 192 wide).
+pub const MAX_WIDTH: usize = 1 << 16;
+/// The most decoder layers a config may claim (LLaMA-2-70B has 80).
+pub const MAX_LAYERS: usize = 1024;
+/// The most positions the RoPE tables may cover (2²⁰; LLaMA-2 uses 4 096).
+pub const MAX_POSITIONS: usize = 1 << 20;
+
 /// The typed decoder configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlamaConfig {
@@ -233,6 +242,42 @@ impl HfLlamaConfig {
                 value: head_dim.to_string(),
                 reason: "must be even for RoPE",
             });
+        }
+        if !(self.rms_norm_eps > 0.0 && self.rms_norm_eps.is_finite()) {
+            return Err(DecoderError::InvalidConfig {
+                key: "rms_norm_eps",
+                value: self.rms_norm_eps.to_string(),
+                reason: "must be positive and finite",
+            });
+        }
+        if !(rope_theta > 0.0 && rope_theta.is_finite()) {
+            return Err(DecoderError::InvalidConfig {
+                key: "rope_theta",
+                value: rope_theta.to_string(),
+                reason: "must be positive and finite",
+            });
+        }
+        // Documented bounds (well above every released LLaMA), so that a claimed size never reaches an allocation.
+        for (key, v, max) in [
+            ("vocab_size", self.vocab_size, MAX_VOCAB),
+            ("hidden_size", self.hidden_size, MAX_WIDTH),
+            ("intermediate_size", self.intermediate_size, MAX_WIDTH * 8),
+            ("num_hidden_layers", self.num_hidden_layers, MAX_LAYERS),
+            ("num_attention_heads", num_heads, MAX_WIDTH),
+            ("head_dim", head_dim, MAX_WIDTH),
+            (
+                "max_position_embeddings",
+                self.max_position_embeddings,
+                MAX_POSITIONS,
+            ),
+        ] {
+            if v > max {
+                return Err(DecoderError::InvalidConfig {
+                    key,
+                    value: v.to_string(),
+                    reason: "beyond the supported bound (see biqa_decoder::MAX_* constants)",
+                });
+            }
         }
         let eos_token_ids = self
             .eos_token_id

@@ -20,7 +20,10 @@ pub mod layers;
 mod model;
 
 pub use cache::KvCache;
-pub use config::{EosTokenId, HfLlamaConfig, HfRopeParameters, LlamaConfig};
+pub use config::{
+    EosTokenId, HfLlamaConfig, HfRopeParameters, LlamaConfig, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB,
+    MAX_WIDTH,
+};
 pub use error::{DecoderError, Result};
 pub use generate::{Generation, GenerationConfig, Prompt, Sampler, Sampling, StopReason};
 pub use model::{DecoderInput, DecoderOutput, ForwardOptions, Llama, LogitsMode, Modality, Rope};

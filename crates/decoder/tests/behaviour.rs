@@ -314,6 +314,51 @@ fn config_errors_name_the_problem() -> Result<()> {
     Ok(())
 }
 
+/// Floats outside their domain and sizes past the documented bounds are refused before anything is built (issue
+/// #16: a negative `rms_norm_eps` or `rope_theta` = 0 gave NaN scores; `hidden_size` 10¹², `max_position_embeddings`
+/// 2⁶², `num_hidden_layers` 10⁹ aborted on allocation).
+#[test]
+fn config_floats_and_sizes_are_validated_before_building() -> Result<()> {
+    let dir = corrupted_copy(|_| {})?;
+    let cfg = dir.path().join("config.json");
+    let text = std::fs::read_to_string(&cfg)?;
+    let json: serde_json::Value = serde_json::from_str(&text)?;
+    for (key, pointer, value) in [
+        ("rms_norm_eps", "/rms_norm_eps", serde_json::json!(-1e-6)),
+        (
+            "rope_theta",
+            "/rope_parameters/rope_theta",
+            serde_json::json!(0.0),
+        ),
+        (
+            "hidden_size",
+            "/hidden_size",
+            serde_json::json!(1_000_000_000_000u64),
+        ),
+        (
+            "max_position_embeddings",
+            "/max_position_embeddings",
+            serde_json::json!(1u64 << 62),
+        ),
+        (
+            "num_hidden_layers",
+            "/num_hidden_layers",
+            serde_json::json!(1_000_000_000u64),
+        ),
+    ] {
+        let mut j = json.clone();
+        *j.pointer_mut(pointer).expect("the fixture has the key") = value;
+        std::fs::write(&cfg, serde_json::to_string(&j)?)?;
+        let err =
+            Llama::from_dir(dir.path(), &Device::flex(), FloatPolicy::F32).expect_err("refused");
+        assert!(
+            matches!(&err, DecoderError::InvalidConfig { key: k, .. } if *k == key),
+            "{key}: {err}"
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn bad_inputs_are_errors() -> Result<()> {
     let model = gqa()?;
