@@ -139,6 +139,14 @@ pub enum ModelError {
         /// The known names.
         known: &'static str,
     },
+    /// A stage of the model produced a non-finite value (NaN weights, a degenerate config): no score is given.
+    #[error(
+        "non-finite values in the {stage}: the weights or the config are broken (no score is given)"
+    )]
+    NonFinite {
+        /// The first stage that produced one.
+        stage: &'static str,
+    },
     /// A batch failed as a whole (a decoder error); each of its images carries this.
     #[error("its batch failed: {reason}")]
     BatchFailed {

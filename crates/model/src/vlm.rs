@@ -142,6 +142,22 @@ impl Scorer {
     }
 }
 
+/// `Ok` when the one-element tensor `max|x|` is finite; [`ModelError::NonFinite`] naming `stage` otherwise.
+fn finite(max_abs: Tensor<1>, stage: &'static str) -> Result<()> {
+    let v = max_abs
+        .into_data()
+        .try_to_vec_as::<f32>()
+        .map_err(|e| ModelError::HostRead {
+            what: "a finiteness check",
+            reason: format!("{e:?}"),
+        })?;
+    if v.iter().all(|x| x.is_finite()) {
+        Ok(())
+    } else {
+        Err(ModelError::NonFinite { stage })
+    }
+}
+
 fn host(t: Tensor<3>) -> Result<Vec<f32>> {
     t.into_data()
         .try_to_vec_as::<f32>()
@@ -386,10 +402,23 @@ impl Owl2 {
     /// A text-only model or pixels of the wrong shape.
     pub fn score_pixels(&self, pixels: Tensor<4>, scorer: &Scorer) -> Result<Vec<ScoreResult>> {
         let n = pixels.dims()[0];
+        finite(pixels.clone().abs().max(), "pixels")?;
         let images = self.encode_images(pixels)?;
+        // A non-finite value is an error naming the first stage that produced one (NaN weights, a degenerate
+        // config), never a NaN score.
+        finite(
+            images.clone().abs().max(),
+            "image tokens (vision tower and abstractor)",
+        )?;
         let prompts = vec![scorer.prompt.text().to_string(); n];
         let rows = self.last_logits(self.prepare(&prompts, Some(images))?)?;
-        Ok(rows.iter().map(|r| scorer.score(r)).collect())
+        let scores: Vec<ScoreResult> = rows.iter().map(|r| scorer.score(r)).collect();
+        if scores.iter().any(|s| !s.score.is_finite()) {
+            return Err(ModelError::NonFinite {
+                stage: "decoder logits at the answer position",
+            });
+        }
+        Ok(scores)
     }
 
     /// Scores image files, `batch_size` at a time; `progress` is called after each batch with the number done.

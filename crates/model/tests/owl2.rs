@@ -468,3 +468,26 @@ fn one_broken_image_fails_only_its_own_slot() -> Result<()> {
     }
     Ok(())
 }
+
+/// NaN weights give an error naming the first non-finite stage, not a NaN score with exit 0 (issue #16).
+#[test]
+fn nan_weights_are_an_error_naming_the_stage() -> Result<()> {
+    let dir = copy_without("pytorch_model.bin")?;
+    let st = dir.path().join("model.safetensors");
+    let mut tensors = biqa_testkit::read_raw(&st)?;
+    let (_, _, bytes) = tensors
+        .iter_mut()
+        .find(|(n, _, _)| n == "model.visual_abstractor.vit_eos")
+        .ok_or_else(|| anyhow::anyhow!("no vit_eos"))?;
+    bytes[..4].copy_from_slice(&f32::NAN.to_le_bytes());
+    biqa_testkit::write_f32_raw(&st, &tensors)?;
+    let m = Owl2::from_dir(dir.path(), &Device::flex(), &LoadOptions::default())?;
+    let scorer = Scorer::new(m.tokenizer(), ScoringPrompt::Qalign, None)?;
+    let img = fixture("tiny-owl2/images/astronaut_96x96.png");
+    let err = m.score_paths(&[img], &scorer, 1, |_| {}).unwrap_err();
+    assert!(
+        matches!(err, ModelError::NonFinite { stage } if stage.starts_with("image tokens")),
+        "{err}"
+    );
+    Ok(())
+}
