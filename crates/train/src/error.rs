@@ -262,6 +262,12 @@ pub enum RecordProblem {
     /// The record has no image, so it cannot give a stage-1 sample.
     #[error("no image: it cannot give a stage-1 sample")]
     NoImage,
+    /// The record's image is not a file (checked before the first step).
+    #[error("image {} not found", path.display())]
+    ImageNotFound {
+        /// The image path, joined to the image folder.
+        path: std::path::PathBuf,
+    },
     /// The record's answer cannot be split into a description and a conclusion.
     #[error("cannot split the answer {answer:?}: {problem}")]
     Answer {

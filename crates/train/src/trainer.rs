@@ -218,6 +218,68 @@ fn stage_samples(
     Ok(out)
 }
 
+/// What can be checked before the first step is checked then, not when a batch draws it minutes later: every
+/// stage's images exist, the batch fits the data, and the validation set is usable.
+fn check_before_training(
+    config: &TrainConfig,
+    stages: &[(StageKind, usize, Vec<TokenizedSample>)],
+) -> Result<()> {
+    for (kind, _, samples) in stages {
+        if config.batch_size > samples.len() {
+            return Err(TrainError::InvalidSetting {
+                key: "batch_size",
+                value: config.batch_size.to_string(),
+                reason: if *kind == StageKind::Stage2 {
+                    "exceeds the number of stage-2 samples"
+                } else {
+                    "exceeds the number of training samples of a stage"
+                },
+            });
+        }
+        if let Some(s) = samples
+            .iter()
+            .find(|s| s.image.as_ref().is_some_and(|p| !p.is_file()))
+        {
+            return Err(TrainError::Record {
+                index: Some(s.index),
+                id: s.id.clone(),
+                problem: crate::error::RecordProblem::ImageNotFound {
+                    path: s.image.clone().unwrap_or_default(),
+                },
+            });
+        }
+    }
+    if let Some(e) = &config.eval {
+        let records = read_records(&e.data)?;
+        let folder = e
+            .image_folder
+            .as_ref()
+            .or(config.data.image_folder.as_ref());
+        let mut usable = 0;
+        for (i, r) in records.iter().enumerate() {
+            if let (Some(img), Some(_)) = (&r.image, r.gt_score) {
+                let p = folder.map_or_else(|| PathBuf::from(img), |f| f.join(img));
+                if !p.is_file() {
+                    return Err(TrainError::Record {
+                        index: Some(i),
+                        id: r.id.clone(),
+                        problem: crate::error::RecordProblem::ImageNotFound { path: p },
+                    });
+                }
+                usable += 1;
+            }
+        }
+        if usable < 2 {
+            return Err(TrainError::Data {
+                path: e.data.clone(),
+                reason: "the validation set needs at least two images with image and gt_score"
+                    .into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn append_line(path: &Path, line: &str) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
@@ -466,6 +528,7 @@ pub fn train_data_parallel(
     let trainable = trainable_count(&model);
     observer.on_message(&format!("{trainable} trainable parameters"));
     let stages = stage_samples(config, &assets, observer)?;
+    check_before_training(config, &stages)?;
     let out = &config.output;
     let ckpt_root = out.join("checkpoints");
     std::fs::create_dir_all(&ckpt_root).map_err(|source| TrainError::Io {

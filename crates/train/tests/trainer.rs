@@ -436,3 +436,55 @@ fn optimiser_settings_outside_their_domain_are_refused() -> Result<()> {
     base.validate()?;
     Ok(())
 }
+
+/// What can be checked before the first step is (issue #16): a missing image is found before any step (with no
+/// checkpoint or log written), a batch larger than the data is refused, and a bad validation set too.
+#[test]
+fn images_and_settings_are_checked_before_the_first_step() -> Result<()> {
+    let out = tempfile::tempdir()?;
+    let data = tempfile::tempdir()?;
+    // A copy of the training records with one image that does not exist.
+    let mut records = biqa_train::read_records(synth_dir()?.join("one_stage_train.json"))?;
+    records.truncate(6);
+    records[4].image = Some("images/missing.png".into());
+    let file = data.path().join("one_stage_train.json");
+    std::fs::write(&file, serde_json::to_string(&records)?)?;
+    let mut c = config(out.path(), Recipe::OneStage { steps: 50 })?;
+    c.data.one_stage = Some(file.clone());
+    let err = train(&c, &Device::flex(), false, &mut Silent)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    ensure!(
+        err.contains("missing.png") && err.contains("not found"),
+        "{err}"
+    );
+    ensure!(
+        !out.path().join("metrics.csv").exists(),
+        "a step ran before the check"
+    );
+    records.truncate(4);
+    std::fs::write(&file, serde_json::to_string(&records)?)?;
+    c.batch_size = 100_000;
+    let err = train(&c, &Device::flex(), false, &mut Silent)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    ensure!(err.contains("batch_size"), "{err}");
+    c.batch_size = 2;
+    c.eval = Some(EvalConfig {
+        data: data.path().join("no-such-eval.json"),
+        image_folder: None,
+        every: 0,
+        max_images: None,
+        instability: None,
+        max_new_tokens: 8,
+    });
+    let err = train(&c, &Device::flex(), false, &mut Silent)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    ensure!(err.contains("no-such-eval.json"), "{err}");
+    ensure!(!out.path().join("metrics.csv").exists());
+    Ok(())
+}
