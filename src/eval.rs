@@ -441,7 +441,8 @@ pub fn evaluate(
     std::fs::create_dir_all(out).map_err(io(out))?;
     let spec_path = out.join("run.json");
     if spec_path.exists() {
-        let text = std::fs::read_to_string(&spec_path).map_err(io(&spec_path))?;
+        let text =
+            biqa_core::read_text(&spec_path, biqa_core::CONFIG_LIMIT).map_err(io(&spec_path))?;
         let old: RunSpec = serde_json::from_str(&text).map_err(|e| Error::RunFile {
             path: spec_path.clone(),
             reason: e.to_string(),
@@ -856,7 +857,7 @@ fn write_outputs(out: &Path, s: &EvalSummary, rows: &[ResultRow]) -> Result<()> 
 /// An unreadable or malformed file (named).
 pub fn read_summary(run: &Path) -> Result<EvalSummary> {
     let path = run.join("summary.json");
-    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let text = biqa_core::read_text(&path, biqa_core::CONFIG_LIMIT).map_err(io(&path))?;
     serde_json::from_str(&text).map_err(|e| Error::RunFile {
         path,
         reason: e.to_string(),

@@ -197,9 +197,11 @@ impl Checkpoint {
     }
 
     fn open_index(index: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(index).map_err(|source| CheckpointError::Io {
-            path: index.to_path_buf(),
-            source,
+        let text = biqa_core::read_text(index, biqa_core::CONFIG_LIMIT).map_err(|source| {
+            CheckpointError::Io {
+                path: index.to_path_buf(),
+                source,
+            }
         })?;
         let parsed: ShardIndex =
             serde_json::from_str(&text).map_err(|e| CheckpointError::Index {

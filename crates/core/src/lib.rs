@@ -19,3 +19,39 @@ pub use rng::SplitMix64;
 /// The image placeholder of mPLUG-Owl2 prompts (`DEFAULT_IMAGE_TOKEN` of the original code): each occurrence in a
 /// prompt stands for one image's visual tokens.
 pub const IMAGE_TOKEN: &str = "<|image|>";
+
+/// The most bytes a configuration file (`config.json`, `preprocessor_config.json`, tokenizer configs, a training
+/// TOML, a prompts file, an index) may hold: 64 MiB, far above any real one.
+pub const CONFIG_LIMIT: u64 = 64 << 20;
+
+/// Reads a UTF-8 text file of at most `limit` bytes. A longer file (or an endless one: `/dev/zero`, a FIFO) is
+/// refused after reading `limit + 1` bytes, with an [`std::io::ErrorKind::FileTooLarge`] error that says the limit,
+/// so that memory is bounded by the limit, not by what the file claims.
+///
+/// # Errors
+/// I/O errors, invalid UTF-8, or a file longer than `limit`.
+pub fn read_text(path: impl AsRef<std::path::Path>, limit: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(limit.saturating_add(1))
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("longer than {limit} bytes (refused: not a configuration file)"),
+        ));
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod read_text_tests {
+    /// An endless file is refused after the limit (issue #16: `/dev/zero` as `config.json` grew until killed).
+    #[test]
+    fn an_endless_file_is_refused_at_the_limit() {
+        let err = super::read_text("/dev/zero", 1 << 20).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge);
+        assert!(err.to_string().contains("1048576"), "{err}");
+    }
+}

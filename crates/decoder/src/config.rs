@@ -144,9 +144,11 @@ impl HfLlamaConfig {
     /// # Errors
     /// Unreadable file, invalid JSON or a missing field (named).
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| DecoderError::Io {
-            path: path.to_path_buf(),
-            source,
+        let text = biqa_core::read_text(path, biqa_core::CONFIG_LIMIT).map_err(|source| {
+            DecoderError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
         })?;
         serde_json::from_str(&text).map_err(|e| DecoderError::ConfigParse {
             path: path.to_path_buf(),

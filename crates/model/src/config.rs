@@ -64,9 +64,11 @@ impl HfOwl2Config {
     /// [`ModelError::Io`] for an unreadable file, [`ModelError::ConfigParse`] for invalid JSON or a missing /
     /// mistyped key (located by line and column).
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
+        let text = biqa_core::read_text(path, biqa_core::CONFIG_LIMIT).map_err(|source| {
+            ModelError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
         })?;
         Self::from_json(&text, path)
     }

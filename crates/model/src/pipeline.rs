@@ -148,9 +148,11 @@ impl PipelinePrompts {
     /// # Errors
     /// An unreadable or malformed file (named), or a stage-2 prompt without `{description}`.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
+        let text = biqa_core::read_text(path, biqa_core::CONFIG_LIMIT).map_err(|source| {
+            ModelError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
         })?;
         let p: Self = serde_json::from_str(&text).map_err(|e| ModelError::ConfigParse {
             path: path.to_path_buf(),

@@ -195,7 +195,8 @@ impl Tokenizer {
                 &added_file,
             )
         } else if json_path.is_file() {
-            let text = std::fs::read_to_string(&json_path).map_err(|e| io_error(&json_path, e))?;
+            let text = biqa_core::read_text(&json_path, biqa_core::CONFIG_LIMIT)
+                .map_err(|e| io_error(&json_path, e))?;
             let (sp, extra) = json::parse_tokenizer_json(&text).map_err(|e| match e {
                 json::JsonError::Malformed(reason) => ModelError::MalformedTokenizerJson {
                     path: json_path.clone(),

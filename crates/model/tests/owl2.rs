@@ -491,3 +491,18 @@ fn nan_weights_are_an_error_naming_the_stage() -> Result<()> {
     );
     Ok(())
 }
+
+/// An endless `config.json` (a link to `/dev/zero`) is refused at the read cap instead of growing until killed
+/// (issue #16), and the error names the file.
+#[test]
+fn an_endless_config_is_refused_at_the_cap() -> Result<()> {
+    let dir = copy_without("config.json")?;
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("config.json"))?;
+    let err = Owl2::from_dir(dir.path(), &Device::flex(), &LoadOptions::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("config.json") && msg.contains("longer than"),
+        "{msg}"
+    );
+    Ok(())
+}

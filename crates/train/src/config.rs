@@ -168,9 +168,11 @@ impl TrainConfig {
     /// # Errors
     /// An unreadable file, TOML that does not fit (the key is named), or invalid values.
     pub fn from_toml_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
-            path: path.to_owned(),
-            source,
+        let text = biqa_core::read_text(path, biqa_core::CONFIG_LIMIT).map_err(|source| {
+            TrainError::Io {
+                path: path.to_owned(),
+                source,
+            }
         })?;
         let mut config: TrainConfig = toml::from_str(&text).map_err(|e| TrainError::Data {
             path: path.to_owned(),

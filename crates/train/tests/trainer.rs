@@ -488,3 +488,14 @@ fn images_and_settings_are_checked_before_the_first_step() -> Result<()> {
     ensure!(!out.path().join("metrics.csv").exists());
     Ok(())
 }
+
+/// An endless TOML configuration is refused at the read cap (issue #16).
+#[test]
+fn an_endless_training_config_is_refused() -> Result<()> {
+    let err = TrainConfig::from_toml_file(Path::new("/dev/zero"))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    ensure!(err.contains("longer than"), "{err}");
+    Ok(())
+}

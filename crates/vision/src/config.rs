@@ -358,10 +358,11 @@ impl AbstractorConfig {
 /// or section ([`VisionError::MissingConfigSection`]), or a missing or mistyped field (named, as
 /// [`HfVisualConfig::from_json`]).
 pub fn read_visual_config(path: &Path) -> Result<(HfVisionConfig, HfAbstractorConfig)> {
-    let text = std::fs::read_to_string(path).map_err(|source| VisionError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        biqa_core::read_text(path, biqa_core::CONFIG_LIMIT).map_err(|source| VisionError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let json: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| VisionError::ConfigParse {
             path: path.to_path_buf(),

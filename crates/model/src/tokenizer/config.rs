@@ -67,7 +67,7 @@ fn malformed(path: &Path, reason: impl Into<String>) -> ModelError {
 }
 
 fn read_json(path: &Path) -> Result<Option<Value>> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match biqa_core::read_text(path, biqa_core::CONFIG_LIMIT) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {

@@ -191,9 +191,11 @@ impl PreprocessorConfig {
     /// [`VisionError::Io`] or [`VisionError::ConfigParse`], naming the file.
     pub fn from_json_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| VisionError::Io {
-            path: path.to_path_buf(),
-            source,
+        let text = biqa_core::read_text(path, biqa_core::CONFIG_LIMIT).map_err(|source| {
+            VisionError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
         })?;
         serde_json::from_str(&text).map_err(|source| VisionError::ConfigParse {
             path: path.to_path_buf(),
