@@ -613,3 +613,24 @@ fn probe_layer_ranges_are_bounded_by_the_model() -> Result<()> {
     );
     Ok(())
 }
+
+/// `synth --per-photo u64::MAX` is a one-line error about the size, not a "capacity overflow" panic (issue #16).
+#[test]
+fn an_impossible_synth_size_is_refused() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let o = biqa(&[
+        "synth",
+        "--out",
+        &dir.path().join("s").to_string_lossy(),
+        "--per-photo",
+        "18446744073709551615",
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("error:") && err.contains("exceeds the limit"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    Ok(())
+}

@@ -26,7 +26,10 @@ pub struct Args {
 /// Decoding or writing errors.
 pub fn run(args: Args) -> Result<()> {
     let config = biqa::data::SynthConfig::default();
-    let total = args.per_photo * 4 * config.images_per_crop();
+    let total = args
+        .per_photo
+        .saturating_mul(4)
+        .saturating_mul(config.images_per_crop());
     let bar = Progress::items(total, "images");
     let t = std::time::Instant::now();
     let output = biqa::data::synth(&args.out, args.per_photo, args.seed, &mut |done, _| {

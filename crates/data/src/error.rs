@@ -63,6 +63,20 @@ pub enum DataError {
         /// Images per crop the config gives.
         images_per_crop: usize,
     },
+    /// The set would have more images than [`crate::synth::MAX_SYNTH_IMAGES`] (or more than `usize` counts).
+    #[error(
+        "{photos} photos × {crops_per_photo} crops × {images_per_crop} images per crop exceeds the limit of {max} images"
+    )]
+    TooManySynthImages {
+        /// Photos given.
+        photos: usize,
+        /// Crops per photo asked for.
+        crops_per_photo: usize,
+        /// Images per crop the config gives.
+        images_per_crop: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A crop size of 0.
     #[error("invalid configuration: crop size must be positive (got 0)")]
     ZeroCropSize,

@@ -37,6 +37,9 @@ use biqa_core::SplitMix64;
 pub use biqa_core::IMAGE_TOKEN;
 pub use biqa_core::prompts::{ONE_STAGE_PROMPT, STAGE1_PROMPT, STAGE2_PROMPT, STAGE2_QUESTION};
 
+/// The most images one synthetic set may have (10 million: checked before anything is allocated).
+pub const MAX_SYNTH_IMAGES: usize = 10_000_000;
+
 /// A source photograph.
 #[derive(Debug, Clone)]
 pub struct Photo {
@@ -310,7 +313,7 @@ impl fmt::Display for CountTable {
 
 /// The distortion × level count table of a configuration over `n_photos` photos, without generating anything.
 pub fn count_table(config: &SynthConfig, n_photos: usize) -> CountTable {
-    let crops = config.crops_per_photo * n_photos;
+    let crops = config.crops_per_photo.saturating_mul(n_photos);
     let mut kinds = config.kinds.clone();
     kinds.sort();
     kinds.dedup();
@@ -490,6 +493,18 @@ pub fn synth_with(
     }
     if config.crop_size == 0 {
         return Err(DataError::ZeroCropSize);
+    }
+    let total = photos
+        .len()
+        .checked_mul(config.crops_per_photo)
+        .and_then(|n| n.checked_mul(config.images_per_crop()));
+    if total.is_none_or(|n| n > MAX_SYNTH_IMAGES) {
+        return Err(DataError::TooManySynthImages {
+            photos: photos.len(),
+            crops_per_photo: config.crops_per_photo,
+            images_per_crop: config.images_per_crop(),
+            max: MAX_SYNTH_IMAGES,
+        });
     }
     let mut names: Vec<&str> = photos.iter().map(|p| p.name.as_str()).collect();
     names.sort_unstable();
