@@ -400,3 +400,25 @@ proptest! {
         }
     }
 }
+
+/// A valid JPEG with bytes after its end-of-image marker opens (as in Pillow), with the same pixels, even when the
+/// appended bytes look like a start-of-scan marker (issue #16: it was refused as "truncated").
+#[test]
+fn jpeg_with_trailing_bytes_after_eoi_opens() -> Result<()> {
+    let src = fixture("pillow-cases/images/photo_64x48.jpg");
+    let bytes = std::fs::read(&src)?;
+    let want = decode_rgb(&bytes, PILLOW_MAX_IMAGE_PIXELS)?;
+    for tail in [
+        &b"trailing text"[..],
+        &[0xFF, 0xDA, 0x00, 0x08, 1, 2, 3, 4, 5, 6][..],
+    ] {
+        let mut with_tail = bytes.clone();
+        with_tail.extend_from_slice(tail);
+        let got = decode_rgb(&with_tail, PILLOW_MAX_IMAGE_PIXELS)?;
+        assert_eq!(got.as_raw(), want.as_raw());
+    }
+    // Cut inside the last scan, it is still refused.
+    let cut = &bytes[..bytes.len() - 40];
+    assert!(decode_rgb(cut, PILLOW_MAX_IMAGE_PIXELS).is_err());
+    Ok(())
+}

@@ -131,15 +131,56 @@ pub(crate) fn decode_rgb_named(bytes: &[u8], max_pixels: u64, origin: &Path) -> 
     Ok(to_rgb8(image, grey16_is_clamped))
 }
 
-/// True when no end-of-image marker (`FF D9`) follows the last start-of-scan marker (`FF DA`). Inside the
-/// entropy-coded data every `FF` is stuffed, so the markers cannot occur there; an EOI of an embedded thumbnail
-/// comes before the main image's scans, and data appended after the EOI is allowed (as in Pillow).
+/// True when the JPEG's segment structure ends before an end-of-image marker (`FF D9`) closes its last scan. The
+/// segments are walked by their lengths from SOI (so an embedded thumbnail inside APP1 is skipped whole), and each
+/// scan's entropy-coded data runs to the next marker that is neither stuffing (`FF 00`) nor a restart (`FF D0`–`D7`).
+/// Whatever follows the EOI is ignored, as Pillow does, even bytes that look like markers.
 fn jpeg_is_truncated(bytes: &[u8]) -> bool {
-    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
-    match (last(0xDA), last(0xD9)) {
-        (Some(sos), Some(eoi)) => eoi < sos,
-        (Some(_), None) => true,
-        _ => false,
+    let n = bytes.len();
+    let mut pos = 2; // after SOI
+    loop {
+        // The next marker: one or more 0xFF fill bytes, then a code.
+        while pos < n && bytes[pos] != 0xFF {
+            pos += 1;
+        }
+        while pos + 1 < n && bytes[pos + 1] == 0xFF {
+            pos += 1;
+        }
+        if pos + 1 >= n {
+            return true;
+        }
+        let marker = bytes[pos + 1];
+        match marker {
+            0xD9 => return false,
+            0x01 | 0xD0..=0xD8 => {
+                pos += 2;
+                continue;
+            }
+            _ => {}
+        }
+        if pos + 3 >= n {
+            return true;
+        }
+        let len = usize::from(u16::from_be_bytes([bytes[pos + 2], bytes[pos + 3]]));
+        let Some(end) = (pos + 2).checked_add(len).filter(|&e| e <= n && len >= 2) else {
+            return true;
+        };
+        pos = end;
+        if marker == 0xDA {
+            // Entropy-coded data up to the next real marker.
+            loop {
+                if pos + 1 >= n {
+                    return true;
+                }
+                if bytes[pos] == 0xFF {
+                    let next = bytes[pos + 1];
+                    if next != 0x00 && !(0xD0..=0xD7).contains(&next) && next != 0xFF {
+                        break;
+                    }
+                }
+                pos += 1;
+            }
+        }
     }
 }
 
