@@ -4,6 +4,9 @@
 Standard library only (no torch). Each file mimics torch.save's zip layout (`<name>/data.pkl`,
 `<name>/version`, `<name>/data/<key>`):
 - evil_global.bin: the pickle references `os.system` (a loader must refuse it, never call it);
+- nested_hook.bin: strided.bin with `posix.system('true')` as the `backward_hooks` argument of
+  `_rebuild_tensor_v2` (a callable hidden inside the rebuild arguments: the guard must refuse it as it reads it);
+- stack_global.bin: a protocol-4 pickle naming `builtins.eval` through STACK_GLOBAL;
 - strided.bin: one f32 tensor [2, 3] stored transposed (stride (1, 2)) with a storage offset of 1, the storage
   holding 7 floats [9, 0..5 in column-major order]: the loader must honour offset and strides.
 """
@@ -43,7 +46,15 @@ def main():
         b"K\x01K\x02K\x03\x86q\x08K\x01K\x02\x86q\t\x89ccollections\nOrderedDict\nq\n)Rq\x0btq\x0cRq\rs"
     )
     write_zip(OUT / "strided.bin", "strided", raw_pickle(ops), {"0": storage})
-    for f in ("evil_global", "strided"):
+    # The same tensor with a hostile callable as backward_hooks.
+    hook = b"cposix\nsystem\nq\nX\x04\x00\x00\x00true\x85Rq\x0b"
+    nested = ops.replace(b"ccollections\nOrderedDict\nq\n)Rq\x0b", hook)
+    assert nested != ops
+    write_zip(OUT / "nested_hook.bin", "nested_hook", raw_pickle(nested), {"0": storage})
+    # {'w': builtins.eval('1')} through STACK_GLOBAL (protocol 4).
+    ops4 = b"}q\x00X\x01\x00\x00\x00wq\x01\x8c\x08builtins\x8c\x04eval\x93X\x01\x00\x00\x001\x85Rs"
+    write_zip(OUT / "stack_global.bin", "stack_global", b"\x80\x04" + ops4 + b".", {})
+    for f in ("evil_global", "strided", "nested_hook", "stack_global"):
         with zipfile.ZipFile(OUT / f"{f}.bin") as z:
             pickletools.dis(z.read(f"{f}/data.pkl"), out=open("/dev/null", "w"))  # well-formed
     print("wrote", sorted(p.name for p in OUT.iterdir()))

@@ -15,6 +15,7 @@
 //! one error.
 
 mod error;
+mod pickle_guard;
 mod weights;
 mod write;
 
@@ -147,6 +148,16 @@ fn read_file_tensors(path: &Path, format: WeightFormat) -> Result<BTreeMap<Strin
                 path: path.to_path_buf(),
                 reason: e.to_string(),
             };
+            // The guard reads the pickle's opcodes before anything else interprets it.
+            let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            pickle_guard::check_file(&bytes).map_err(|reason| CheckpointError::Pytorch {
+                path: path.to_path_buf(),
+                reason,
+            })?;
+            drop(bytes);
             let value = PytorchReader::read_pickle_data(path, None).map_err(|e| err(&e))?;
             check_pickle_value(path, &value)?;
             let reader = PytorchReader::new(path).map_err(|e| err(&e))?;

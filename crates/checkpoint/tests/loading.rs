@@ -62,6 +62,21 @@ fn pickle_with_foreign_global_is_refused() {
     assert!(msg.contains("evil_global.bin"), "{msg}");
 }
 
+/// A callable hidden inside the rebuild arguments (`backward_hooks` = `posix.system(...)`) or named through
+/// `STACK_GLOBAL` is refused as the opcodes are read (issue #16: the value-tree check let the first one through).
+#[test]
+fn hidden_callables_are_refused_by_the_opcode_guard() {
+    for (file, global) in [
+        ("nested_hook.bin", "posix.system"),
+        ("stack_global.bin", "builtins.eval"),
+    ] {
+        let err = Checkpoint::open(fixtures().join("checkpoint-cases").join(file)).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, CheckpointError::Pytorch { .. }), "{msg}");
+        assert!(msg.contains(file) && msg.contains(global), "{msg}");
+    }
+}
+
 /// Writes the tensors of `ck` into `n` safetensors shards plus an index; returns the index path.
 fn write_shards(ck: &Checkpoint, dir: &Path, n: usize) -> Result<PathBuf> {
     let names: Vec<String> = ck.names().map(str::to_string).collect();
