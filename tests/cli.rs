@@ -634,3 +634,22 @@ fn an_impossible_synth_size_is_refused() -> Result<()> {
     assert!(!err.contains("panicked"), "{err}");
     Ok(())
 }
+
+/// A PNG whose iCCP profile inflates to 1 GiB is decoded within the ancillary-data budget (issue #16: the header
+/// probe took 3.2 GB on such a file): scoring it succeeds under a 600 MB address-space limit.
+#[test]
+fn an_icc_bomb_is_decoded_within_the_memory_budget() -> Result<()> {
+    let bomb = fixture("hostile/icc_bomb.png");
+    let model = fixture("tiny-owl2");
+    let o = Command::new("bash")
+        .arg("-c")
+        .arg("ulimit -v 600000 && exec \"$0\" score --model \"$1\" \"$2\" --json")
+        .arg(env!("CARGO_BIN_EXE_biqa"))
+        .arg(&model)
+        .arg(&bomb)
+        .output()?;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout)?;
+    assert!(v[0]["score"].as_f64().is_some(), "{v}");
+    Ok(())
+}

@@ -81,10 +81,14 @@ pub(crate) fn decode_rgb_named(bytes: &[u8], max_pixels: u64, origin: &Path) -> 
         )));
     }
     let decoded = catch_unwind(AssertUnwindSafe(|| -> Result<DynamicImage> {
-        // The header alone first, without allocation limits (some decoders check those against the declared
-        // size): a decompression bomb is refused by its declared size, as in Pillow, before any pixel is decoded.
+        // The header alone first, with no size limits (some decoders check those against the declared size: a
+        // decompression bomb is refused by its declared size, as in Pillow, before any pixel is decoded) but with
+        // the ancillary-data budget, so that a huge compressed chunk read with the header (an iCCP profile) cannot
+        // inflate past it.
         let mut probe = ImageReader::with_format(Cursor::new(bytes), format);
-        probe.no_limits();
+        let mut header_limits = Limits::no_limits();
+        header_limits.max_alloc = Some(ANCILLARY_BUDGET);
+        probe.limits(header_limits);
         let (width, height) = probe.into_dimensions().map_err(decode_err)?;
         let check = |(w, h): (u32, u32)| {
             check_pixels(
@@ -98,8 +102,13 @@ pub(crate) fn decode_rgb_named(bytes: &[u8], max_pixels: u64, origin: &Path) -> 
         check((width, height))?;
         let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
         let mut limits = Limits::default();
-        // Room for the largest allowed image at 16 bytes per pixel (RGBA f32) plus decoder scratch space.
-        limits.max_alloc = Some(max_pixels.saturating_mul(16).saturating_add(256 << 20));
+        // Room for this image at 16 bytes per pixel (RGBA f32, the widest decode) plus decoder scratch space and
+        // the ancillary chunks.
+        limits.max_alloc = Some(
+            (u64::from(width) * u64::from(height))
+                .saturating_mul(16)
+                .saturating_add(ANCILLARY_BUDGET),
+        );
         reader.limits(limits);
         let decoder = reader.into_decoder().map_err(decode_err)?;
         let (width, height) = decoder.dimensions();
@@ -130,6 +139,11 @@ pub(crate) fn decode_rgb_named(bytes: &[u8], max_pixels: u64, origin: &Path) -> 
     let grey16_is_clamped = format != ImageFormat::Png || png_is_16bit_grey(bytes);
     Ok(to_rgb8(image, grey16_is_clamped))
 }
+
+/// The memory budget of a decode beyond the pixels: decoder scratch space and ancillary chunks (ICC profiles,
+/// text, EXIF), 64 MiB. An image whose header chunks inflate past it (a zlib bomb in an `iCCP` chunk) is refused
+/// while its header is read; the pixels have their own limit, [`crate::PILLOW_MAX_IMAGE_PIXELS`].
+pub const ANCILLARY_BUDGET: u64 = 64 << 20;
 
 /// True when the JPEG's segment structure ends before an end-of-image marker (`FF D9`) closes its last scan. The
 /// segments are walked by their lengths from SOI (so an embedded thumbnail inside APP1 is skipped whole), and each
