@@ -34,7 +34,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 pub use config::{CLIP_MEAN, CLIP_STD, ChannelValues, PreprocessorConfig, SizeSpec};
-pub use decode::{PILLOW_MAX_IMAGE_PIXELS, decode_rgb, load_rgb};
+pub use decode::{ANCILLARY_BUDGET, PILLOW_MAX_IMAGE_PIXELS, decode_rgb, load_rgb};
 pub use resample::{
     PassOrder, Resample, center_crop, center_crop_size, expand_to_square, resize,
     resize_with_order, shortest_edge_size,
