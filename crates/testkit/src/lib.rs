@@ -6,7 +6,7 @@
 #![doc = "  [`u8_diff`]);"]
 #![doc = "- safetensors in tests: every tensor of a file by name ([`Arrays`]), raw tensors read and written for"]
 #![doc = "  corrupted copies ([`read_raw`], [`write_f32_raw`], [`f32_bytes`]);"]
-#![doc = "- with the `burn` feature, [`host`] (a tensor's values as `f32`) and [`Arrays::tensor`]."]
+#![doc = "- with the `burn` feature, `host` (a tensor's values as `f32`) and `Arrays::tensor`."]
 
 mod compare;
 mod paths;
