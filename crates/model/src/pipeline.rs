@@ -339,53 +339,24 @@ impl Owl2 {
         batch_size: usize,
         mut progress: impl FnMut(usize),
     ) -> Vec<Result<Assessment>> {
-        let mut out: Vec<Result<Assessment>> = Vec::with_capacity(paths.len());
         let mode = match config.kind {
             PipelineKind::Direct => scorer.prompt.resize_mode(),
             _ => None,
         };
-        for (c, chunk) in paths.chunks(batch_size.max(1)).enumerate() {
-            let first = c * batch_size.max(1);
-            // Each image is read on its own, so one bad file fails only its own slot.
-            let mut good = Vec::new();
-            let mut slots: Vec<Option<Result<Assessment>>> = Vec::with_capacity(chunk.len());
-            for (j, p) in chunk.iter().enumerate() {
-                match self.pixels_with(std::slice::from_ref(p), mode) {
-                    Ok(px) => {
-                        good.push((j, px));
-                        slots.push(None);
-                    }
-                    Err(e) => slots.push(Some(Err(e))),
-                }
-            }
-            if !good.is_empty() {
-                // Seeds follow the image's index in `paths`, so they do not depend on which images failed.
-                let seeds: Vec<u64> = good
+        // Seeds follow the image's index in `paths`, so they do not depend on which images failed.
+        self.per_image(
+            paths,
+            batch_size,
+            mode,
+            |indices, pixels| {
+                let seeds: Vec<u64> = indices
                     .iter()
-                    .map(|(j, _)| seed.wrapping_add((first + j) as u64))
+                    .map(|&i| seed.wrapping_add(i as u64))
                     .collect();
-                let idx: Vec<usize> = good.iter().map(|(j, _)| *j).collect();
-                let pixels = Tensor::cat(good.into_iter().map(|(_, p)| p).collect(), 0);
-                match self.assess_pixels_seeded(config, scorer, pixels, &seeds) {
-                    Ok(results) => {
-                        for (j, r) in idx.into_iter().zip(results) {
-                            slots[j] = Some(Ok(r));
-                        }
-                    }
-                    Err(e) => {
-                        let msg = e.to_string();
-                        for j in idx {
-                            slots[j] = Some(Err(ModelError::BatchFailed {
-                                reason: msg.clone(),
-                            }));
-                        }
-                    }
-                }
-            }
-            out.extend(slots.into_iter().flatten());
-            progress(out.len());
-        }
-        out
+                self.assess_pixels_seeded(config, scorer, pixels, &seeds)
+            },
+            &mut progress,
+        )
     }
 
     /// Runs `config`'s pipeline on preprocessed pixels `[N, 3, S, S]` in one batch; image `i` uses seed `seed + i`.

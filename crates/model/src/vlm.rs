@@ -456,11 +456,33 @@ impl Owl2 {
         mut progress: impl FnMut(usize),
     ) -> Result<Vec<Result<ScoreResult>>> {
         self.preprocessor()?;
-        let mode = scorer.prompt.resize_mode();
-        let mut out: Vec<Result<ScoreResult>> = Vec::with_capacity(paths.len());
-        for chunk in paths.chunks(batch_size.max(1)) {
+        Ok(self.per_image(
+            paths,
+            batch_size,
+            scorer.prompt.resize_mode(),
+            |_, pixels| self.score_pixels(pixels, scorer),
+            &mut progress,
+        ))
+    }
+
+    /// The one per-image batching loop (`score_paths_each`, `assess_paths`): image files `batch_size` at a time,
+    /// each read on its own (`mode` overrides the resize mode), so an unreadable file is an error in its own slot;
+    /// the readable images of a chunk go through `run(indices in paths, pixels [n, 3, S, S])` as one batch, and a
+    /// batch that fails as a whole gives each of its images [`ModelError::BatchFailed`]. `progress` is called after
+    /// each chunk with the number done.
+    pub(crate) fn per_image<P: AsRef<Path>, T>(
+        &self,
+        paths: &[P],
+        batch_size: usize,
+        mode: Option<ResizeMode>,
+        mut run: impl FnMut(&[usize], Tensor<4>) -> Result<Vec<T>>,
+        progress: &mut dyn FnMut(usize),
+    ) -> Vec<Result<T>> {
+        let batch_size = batch_size.max(1);
+        let mut out: Vec<Result<T>> = Vec::with_capacity(paths.len());
+        for (c, chunk) in paths.chunks(batch_size).enumerate() {
             let mut good = Vec::new();
-            let mut slots: Vec<Option<Result<ScoreResult>>> = Vec::with_capacity(chunk.len());
+            let mut slots: Vec<Option<Result<T>>> = Vec::with_capacity(chunk.len());
             for (j, p) in chunk.iter().enumerate() {
                 match self.pixels_with(std::slice::from_ref(p), mode) {
                     Ok(px) => {
@@ -471,17 +493,18 @@ impl Owl2 {
                 }
             }
             if !good.is_empty() {
-                let idx: Vec<usize> = good.iter().map(|(j, _)| *j).collect();
+                let local: Vec<usize> = good.iter().map(|(j, _)| *j).collect();
+                let global: Vec<usize> = local.iter().map(|j| c * batch_size + j).collect();
                 let pixels = Tensor::cat(good.into_iter().map(|(_, p)| p).collect(), 0);
-                match self.score_pixels(pixels, scorer) {
+                match run(&global, pixels) {
                     Ok(results) => {
-                        for (j, r) in idx.into_iter().zip(results) {
+                        for (j, r) in local.into_iter().zip(results) {
                             slots[j] = Some(Ok(r));
                         }
                     }
                     Err(e) => {
                         let reason = e.to_string();
-                        for j in idx {
+                        for j in local {
                             slots[j] = Some(Err(ModelError::BatchFailed {
                                 reason: reason.clone(),
                             }));
@@ -492,7 +515,7 @@ impl Owl2 {
             out.extend(slots.into_iter().flatten());
             progress(out.len());
         }
-        Ok(out)
+        out
     }
 
     /// Generates from a prompt with at most one `<|image|>` per image given (pixels `[N, 3, S, S]` or none).
