@@ -11,7 +11,7 @@
 //! - `summary.json` ([`EvalSummary`]), `summary.md`, `scatter.png` (score vs MOS with the fitted logistic),
 //!   `confusion.png` (levels), written atomically at the end.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -513,15 +513,18 @@ pub fn evaluate(
     rows.retain(|r| wanted.contains(r.image.as_str()));
     let mut summary = summarise(spec, &rows, binning, instability);
     if options.attention {
+        let paths: HashMap<&str, &Path> = items
+            .iter()
+            .map(|i| (i.image.as_str(), i.path.as_path()))
+            .collect();
         let mut maps = Vec::new();
         for r in &rows {
-            let (Some(a), Some(it)) = (&r.assessment, items.iter().find(|i| i.image == r.image))
-            else {
+            let (Some(a), Some(&path)) = (&r.assessment, paths.get(r.image.as_str())) else {
                 continue;
             };
             let map = biqa_probes::owl2::answer_attention(
                 model,
-                Some(&it.path),
+                Some(path),
                 a,
                 &pipeline.prompts.conclusion_probe,
             )?;

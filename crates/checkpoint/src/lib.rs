@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use burn::store::burn_pack::Tensor as PackTensor;
-use burn::store::pytorch_reader::{PickleValue, PytorchReader};
+use burn::store::pytorch_reader::PytorchReader;
 use burn::store::{ModuleStore, SafetensorsStore, bridge};
 use burn::tensor::{DType, TensorData};
 
@@ -102,28 +102,6 @@ fn format_of(path: &Path) -> Result<WeightFormat> {
     }
 }
 
-/// Python globals a weight pickle may reference (as they appear in [`PickleValue::Unsupported`]).
-fn allowed_pickle_type(name: &str) -> bool {
-    name.starts_with("torch.")
-        && (name.ends_with("Tensor") || name.ends_with("Storage") || name == "torch.Size")
-}
-
-fn check_pickle_value(path: &Path, value: &PickleValue) -> Result<()> {
-    match value {
-        PickleValue::Unsupported(name) if !allowed_pickle_type(name) => {
-            Err(CheckpointError::Pytorch {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "the pickle references {name}, which is not a tensor-rebuild global"
-                ),
-            })
-        }
-        PickleValue::List(items) => items.iter().try_for_each(|v| check_pickle_value(path, v)),
-        PickleValue::Dict(map) => map.values().try_for_each(|v| check_pickle_value(path, v)),
-        _ => Ok(()),
-    }
-}
-
 /// Reads the tensor table of one file (no tensor data yet).
 fn read_file_tensors(path: &Path, format: WeightFormat) -> Result<BTreeMap<String, PackTensor>> {
     if !path.is_file() {
@@ -148,18 +126,16 @@ fn read_file_tensors(path: &Path, format: WeightFormat) -> Result<BTreeMap<Strin
                 path: path.to_path_buf(),
                 reason: e.to_string(),
             };
-            // The guard reads the pickle's opcodes before anything else interprets it.
-            let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+            // The guard reads the pickle's opcodes before anything else interprets it, and refuses every global
+            // but the tensor-rebuild ones (which is also all a value tree could name).
+            let file = std::fs::File::open(path).map_err(|source| CheckpointError::Io {
                 path: path.to_path_buf(),
                 source,
             })?;
-            pickle_guard::check_file(&bytes).map_err(|reason| CheckpointError::Pytorch {
+            pickle_guard::check_file(file).map_err(|reason| CheckpointError::Pytorch {
                 path: path.to_path_buf(),
                 reason,
             })?;
-            drop(bytes);
-            let value = PytorchReader::read_pickle_data(path, None).map_err(|e| err(&e))?;
-            check_pickle_value(path, &value)?;
             let reader = PytorchReader::new(path).map_err(|e| err(&e))?;
             Ok(reader
                 .into_tensors()

@@ -251,12 +251,19 @@ pub(crate) fn scan(bytes: &[u8], start: usize) -> Result<usize, String> {
     }
 }
 
-/// Checks every pickle of a weight file: the `data.pkl` of a zip archive (torch ≥ 1.6), or the leading pickles
-/// of the legacy format (magic number, protocol, system info, the tensor pickle).
-pub(crate) fn check_file(bytes: &[u8]) -> Result<(), String> {
-    if bytes.starts_with(b"PK") {
-        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
-            .map_err(|e| format!("not a readable zip archive: {e}"))?;
+/// Checks every pickle of an opened weight file: the `.pkl` entries of a zip archive (torch ≥ 1.6), read on their
+/// own, or the leading pickles of the legacy format (magic number, protocol, system info, the tensor pickle), read
+/// from a prefix that grows until they are complete. The tensor data is never read: a multi-gigabyte shard costs
+/// the size of its pickle.
+pub(crate) fn check_file(mut file: std::fs::File) -> Result<(), String> {
+    use std::io::{Read, Seek};
+    let io = |e: std::io::Error| format!("cannot read the file: {e}");
+    let mut magic = [0u8; 2];
+    let got = file.read(&mut magic).map_err(io)?;
+    file.rewind().map_err(io)?;
+    if got == 2 && magic == *b"PK" {
+        let mut zip =
+            zip::ZipArchive::new(file).map_err(|e| format!("not a readable zip archive: {e}"))?;
         let names: Vec<String> = zip
             .file_names()
             .filter_map(|n| n.ok().map(|n| n.into_owned()))
@@ -268,16 +275,29 @@ pub(crate) fn check_file(bytes: &[u8]) -> Result<(), String> {
         for name in names {
             let mut f = zip.by_name(&name).map_err(|e| format!("{name}: {e}"))?;
             let mut pkl = Vec::new();
-            std::io::Read::read_to_end(&mut f, &mut pkl).map_err(|e| format!("{name}: {e}"))?;
+            f.read_to_end(&mut pkl)
+                .map_err(|e| format!("{name}: {e}"))?;
             scan(&pkl, 0).map_err(|e| format!("{name}: {e}"))?;
         }
         Ok(())
     } else {
-        let mut pos = 0;
-        for _ in 0..4 {
-            pos = scan(bytes, pos)?;
+        let len = file.metadata().map_err(io)?.len();
+        let mut limit: u64 = 1 << 20;
+        loop {
+            let mut prefix = Vec::new();
+            (&mut file)
+                .take(limit)
+                .read_to_end(&mut prefix)
+                .map_err(io)?;
+            file.rewind().map_err(io)?;
+            let scanned = (0..4).try_fold(0, |pos, _| scan(&prefix, pos));
+            match scanned {
+                Ok(_) => return Ok(()),
+                // A pickle cut by the prefix: read more, up to the whole file.
+                Err(_) if limit < len => limit = limit.saturating_mul(4),
+                Err(e) => return Err(e),
+            }
         }
-        Ok(())
     }
 }
 

@@ -11,6 +11,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 
+/// The text of a configuration file of a checkpoint directory (`config.json`, `biqa_prompts.json`), read up to
+/// [`biqa_core::CONFIG_LIMIT`].
+///
+/// # Errors
+/// [`ModelError::Io`] naming the file: unreadable, not UTF-8, or longer than the limit.
+pub(crate) fn read_config_text(path: &Path) -> Result<String> {
+    biqa_core::read_text(path, biqa_core::CONFIG_LIMIT).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// How the released code brings an image to the tower's square input (`config.json`'s `image_aspect_ratio`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -64,13 +76,7 @@ impl HfOwl2Config {
     /// [`ModelError::Io`] for an unreadable file, [`ModelError::ConfigParse`] for invalid JSON or a missing /
     /// mistyped key (located by line and column).
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = biqa_core::read_text(path, biqa_core::CONFIG_LIMIT).map_err(|source| {
-            ModelError::Io {
-                path: path.to_path_buf(),
-                source,
-            }
-        })?;
-        Self::from_json(&text, path)
+        Self::from_json(&read_config_text(path)?, path)
     }
 
     /// Parses the text of a `config.json` (`path` names it in errors).

@@ -14,6 +14,8 @@
 //! - LoRA factors (`<projection>.lora.{a,b}`, `[d_in, r]` / `[r, d_out]`, stored as they are) are
 //!   `<projection>.weight.lora_a` / `.lora_b`.
 
+use std::collections::HashMap;
+
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::tensor::Tensor;
 
@@ -203,6 +205,21 @@ pub fn param_infos<M: Module>(module: &M) -> Vec<ParamInfo> {
     module.visit(&mut c);
     c.out
 }
+/// Reads every parameter's value (flattened, inner device) by id.
+pub fn param_values<M: Module>(module: &M) -> HashMap<ParamId, Tensor<1>> {
+    struct V(HashMap<ParamId, Tensor<1>>);
+    impl ModuleVisitor for V {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let t = param.base().inner();
+            let n = t.shape().num_elements();
+            self.0.insert(param.id, t.reshape([n]));
+        }
+    }
+    let mut v = V(HashMap::new());
+    module.visit(&mut v);
+    v.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

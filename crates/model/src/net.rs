@@ -8,17 +8,17 @@
 //! tokens, zero re-padding) → embeddings `[B, L, H]` and per-token modality → [`Owl2Net::forward`] (the decoder)
 //! → logits / hidden states / attentions.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use biqa_checkpoint::Weights;
 use biqa_decoder::{DecoderInput, DecoderOutput, ForwardOptions, KvCache, Llama};
 use biqa_vision::{VisionModel, VisualAbstractor};
-use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
 
 use crate::config::Owl2Config;
 use crate::error::{ModelError, Result};
-use crate::names::{CheckpointTensors, ParamLayout, param_infos};
+use crate::names::{CheckpointTensors, ParamLayout, param_infos, param_values};
 
 /// mPLUG-Owl2 (`MPLUGOwl2LlamaForCausalLM`) as one module tree. The field paths mirror the checkpoint names:
 /// `llm` holds `model.embed_tokens`, `model.layers.*`, `model.norm` and `lm_head`; `vision_model` is
@@ -289,19 +289,10 @@ impl Owl2Net {
     /// # Errors
     /// [`ModelError::HostRead`] when a parameter cannot be read back as f32.
     pub fn checkpoint_tensors(&self) -> Result<CheckpointTensors> {
-        struct Values(HashMap<ParamId, Tensor<1>>);
-        impl ModuleVisitor for Values {
-            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-                let t = param.base().inner();
-                let n = t.shape().num_elements();
-                self.0.insert(param.id, t.reshape([n]));
-            }
-        }
-        let mut values = Values(HashMap::new());
-        self.visit(&mut values);
+        let mut values = param_values(self);
         let mut out = BTreeMap::new();
         for p in param_infos(self) {
-            let Some(t) = values.0.remove(&p.id) else {
+            let Some(t) = values.remove(&p.id) else {
                 continue;
             };
             let host = t

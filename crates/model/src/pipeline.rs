@@ -148,12 +148,7 @@ impl PipelinePrompts {
     /// # Errors
     /// An unreadable or malformed file (named), or a stage-2 prompt without `{description}`.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = biqa_core::read_text(path, biqa_core::CONFIG_LIMIT).map_err(|source| {
-            ModelError::Io {
-                path: path.to_path_buf(),
-                source,
-            }
-        })?;
+        let text = crate::config::read_config_text(path)?;
         let p: Self = serde_json::from_str(&text).map_err(|e| ModelError::ConfigParse {
             path: path.to_path_buf(),
             reason: e.to_string(),
@@ -499,7 +494,6 @@ impl Owl2 {
         seeds: &[u64],
     ) -> Result<GenPass> {
         let t0 = Instant::now();
-        let prepared = self.prepare(&prompts, images.clone())?;
         // Row r of a batch samples with `config.seed + r`; contiguous seeds make the batch one call, other seed
         // sets run row by row (each row's answer depends only on its own seed either way).
         let contiguous = seeds.windows(2).all(|w| w[1] == w[0].wrapping_add(1));
@@ -512,7 +506,7 @@ impl Owl2 {
         };
         let generation = if contiguous || config.sampling == Sampling::Greedy {
             self.net.llm.generate(
-                prepared,
+                self.prepare(&prompts, images)?,
                 &gen_config(seeds.first().copied().unwrap_or(0)),
                 |_| {},
             )?

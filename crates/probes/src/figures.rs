@@ -363,6 +363,39 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
+/// A captioned Cartesian chart over `x` × `y` with the figures' mesh, axis descriptions `(x, y)` and fonts.
+fn cartesian<'a, 'b>(
+    root: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
+    title: &str,
+    (x_desc, y_desc): (&str, &str),
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+) -> std::result::Result<
+    ChartContext<
+        'a,
+        BitMapBackend<'b>,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    String,
+> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT_NAME, 20))
+        .margin(12)
+        .x_label_area_size(42)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x, y)
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style((FONT_NAME, 13))
+        .axis_desc_style((FONT_NAME, 14))
+        .draw()
+        .map_err(e)?;
+    Ok(chart)
+}
+
 /// A line chart of one or more series (training loss curves, validation correlations), with a legend.
 ///
 /// # Errors
@@ -405,21 +438,7 @@ pub fn line_chart(
         RGBColor(148, 103, 189),
     ];
     render(path, (800, 480), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT_NAME, 20))
-            .margin(12)
-            .x_label_area_size(42)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x0..x1, y0..y1)
-            .map_err(e)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .y_desc(y_desc)
-            .label_style((FONT_NAME, 13))
-            .axis_desc_style((FONT_NAME, 14))
-            .draw()
-            .map_err(e)?;
+        let mut chart = cartesian(root, title, (x_desc, y_desc), x0..x1, y0..y1)?;
         for (i, s) in series.iter().enumerate() {
             let c = palette[i % palette.len()];
             let pts: Vec<(f64, f64)> = s
@@ -479,21 +498,7 @@ pub fn scatter_with_fit(
     let (x0, x1) = bounds(&mut pts.iter().map(|p| p.0));
     let (y0, y1) = bounds(&mut pts.iter().map(|p| p.1));
     render(path, (640, 560), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT_NAME, 20))
-            .margin(12)
-            .x_label_area_size(42)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x0..x1, y0..y1)
-            .map_err(e)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .y_desc(y_desc)
-            .label_style((FONT_NAME, 13))
-            .axis_desc_style((FONT_NAME, 14))
-            .draw()
-            .map_err(e)?;
+        let mut chart = cartesian(root, title, (x_desc, y_desc), x0..x1, y0..y1)?;
         let dot = RGBColor(31, 119, 180);
         chart
             .draw_series(

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Gradients, Tensor};
 
-pub use biqa_model::names::{ParamInfo, ParamLayout, param_infos, transpose};
+pub use biqa_model::names::{ParamInfo, ParamLayout, param_infos, param_values, transpose};
 
 pub use biqa_model::is_frozen;
 
@@ -97,19 +97,4 @@ where
             new
         })
     }
-}
-
-/// Reads every parameter's value (flattened, inner device) by id.
-pub fn param_values<M: Module>(module: &M) -> HashMap<ParamId, Tensor<1>> {
-    struct V(HashMap<ParamId, Tensor<1>>);
-    impl ModuleVisitor for V {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let t = param.base().inner();
-            let n = t.shape().num_elements();
-            self.0.insert(param.id, t.reshape([n]));
-        }
-    }
-    let mut v = V(HashMap::new());
-    module.visit(&mut v);
-    v.0
 }
