@@ -107,6 +107,23 @@ pub enum Error {
     /// A figure or a probe failed (boxed: it is large, and rare).
     #[error(transparent)]
     Probe(Box<biqa_probes::ProbeError>),
+    /// A checkpoint directory could not be built, read or written.
+    #[error("{dir}: {source}")]
+    Checkpoint {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// The model's error (boxed: it is large, and rare).
+        source: Box<biqa_model::ModelError>,
+    },
+    /// Training failed (boxed: it is large, and rare).
+    #[error(transparent)]
+    Train(Box<biqa_train::TrainError>),
+}
+
+impl From<biqa_train::TrainError> for Error {
+    fn from(e: biqa_train::TrainError) -> Self {
+        Self::Train(Box::new(e))
+    }
 }
 
 impl From<biqa_probes::ProbeError> for Error {

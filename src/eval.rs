@@ -377,6 +377,14 @@ fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
         .collect()
 }
 
+/// The result rows of a run folder (`results.jsonl`; a torn last line is dropped).
+///
+/// # Errors
+/// An unreadable file or a malformed line (named).
+pub fn read_results(out: &Path) -> Result<Vec<ResultRow>> {
+    read_jsonl(&out.join("results.jsonl"))
+}
+
 /// Appends one JSON line and syncs it to disk.
 fn append_jsonl<T: Serialize>(path: &Path, row: &T) -> Result<()> {
     let mut line = serde_json::to_string(row).map_err(|e| Error::RunFile {

@@ -33,6 +33,7 @@
 //! | `biqa-data` | [`data`] | IQA manifests, the synthetic distortion set, Q-Pathway-style text |
 
 pub use biqa_checkpoint as checkpoint;
+pub use biqa_core as core;
 pub use biqa_data as data;
 pub use biqa_decoder as decoder;
 pub use biqa_kernels as kernels;
@@ -45,6 +46,8 @@ pub use biqa_vision as vision;
 pub mod device;
 pub mod error;
 pub mod eval;
+pub mod miniature;
+pub mod reproduce;
 pub mod tables;
 pub mod training;
 

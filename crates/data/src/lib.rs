@@ -36,4 +36,4 @@ pub use synth::{
     STAGE1_PROMPT, STAGE2_PROMPT, STAGE2_QUESTION, SynthConfig, SynthItem, SynthOutput, Turn,
     bundled_photos, count_table, records, synth, synth_with,
 };
-pub use text::{QualityText, conclusion, describe, keyword};
+pub use text::{QualityText, conclusion, describe, implied_level, keyword, stated_distortion};

@@ -51,7 +51,7 @@ pub struct Photo {
     pub image: RgbImage,
 }
 
-const BUNDLED: [(&str, &str, &[u8]); 4] = [
+const BUNDLED: [(&str, &str, &[u8]); 9] = [
     (
         "astronaut",
         "an astronaut posing in front of a flag",
@@ -72,10 +72,36 @@ const BUNDLED: [(&str, &str, &[u8]); 4] = [
         "a rocket on its launch pad",
         include_bytes!("../../../data/photos/rocket.png"),
     ),
+    (
+        "camera",
+        "a man filming with a camera on a tripod",
+        include_bytes!("../../../data/photos/camera.png"),
+    ),
+    (
+        "coins",
+        "rows of old coins",
+        include_bytes!("../../../data/photos/coins.png"),
+    ),
+    (
+        "hubble_deep_field",
+        "galaxies in deep space",
+        include_bytes!("../../../data/photos/hubble_deep_field.png"),
+    ),
+    (
+        "china",
+        "a pagoda above a lake",
+        include_bytes!("../../../data/photos/china.png"),
+    ),
+    (
+        "flower",
+        "an orange dahlia",
+        include_bytes!("../../../data/photos/flower.png"),
+    ),
 ];
 
-/// The four photographs bundled in the crate (`data/photos/`, see its `ATTRIBUTION.md`): astronaut (384×384),
-/// chelsea (384×255), coffee (384×256), rocket (384×256).
+/// The nine photographs bundled in the crate (`data/photos/`, see its `ATTRIBUTION.md`, which keeps the CC BY
+/// credits of china and flower): astronaut (384×384), chelsea (384×255), coffee (384×256), rocket (384×256), camera
+/// (384×384, grey), coins (384×303, grey), hubble_deep_field (384×335), china (384×256), flower (384×256).
 ///
 /// # Errors
 /// [`DataError::Image`] if a bundled PNG does not decode (it should not happen).
@@ -114,13 +140,15 @@ pub struct SynthConfig {
     pub include_reference: bool,
     /// Shares of source photos for validation and test.
     pub split: SplitFractions,
+    /// Photos whose split is fixed (the others are split by `split` and `seed`); empty: all seeded.
+    pub fixed_splits: BTreeMap<String, Split>,
     /// Worker threads (0: `std::thread::available_parallelism`).
     pub threads: usize,
 }
 
 impl Default for SynthConfig {
-    /// 7 crops of 224 px per photo, every distortion, references kept, seed 0, 1/4 of the photos each for
-    /// validation and test: 4 × 7 × 36 = 1008 images from the bundled photos.
+    /// 7 crops of 224 px per photo, every distortion, references kept, seed 0, 1/9 of the photos for validation
+    /// and 2/9 for test (the bundled nine split 6 / 1 / 2): 9 × 7 × 36 = 2268 images from the bundled photos.
     fn default() -> Self {
         Self {
             crops_per_photo: 7,
@@ -129,9 +157,10 @@ impl Default for SynthConfig {
             kinds: DistortionKind::ALL.to_vec(),
             include_reference: true,
             split: SplitFractions {
-                val: 0.25,
-                test: 0.25,
+                val: 1.0 / 9.0,
+                test: 2.0 / 9.0,
             },
+            fixed_splits: BTreeMap::new(),
             threads: 0,
         }
     }
@@ -524,7 +553,21 @@ pub fn synth_with(
             });
         }
     }
-    let splits = split_groups(names.iter().copied(), config.split, config.seed)?;
+    let mut splits = split_groups(
+        names
+            .iter()
+            .copied()
+            .filter(|n| !config.fixed_splits.contains_key(*n)),
+        config.split,
+        config.seed,
+    )?;
+    splits.extend(
+        config
+            .fixed_splits
+            .iter()
+            .filter(|(n, _)| names.contains(&n.as_str()))
+            .map(|(n, s)| (n.clone(), *s)),
+    );
     let images_dir = out_dir.join("images");
     fs::create_dir_all(&images_dir).map_err(|e| DataError::io(&images_dir, e))?;
 

@@ -240,6 +240,55 @@ pub fn describe(
     }
 }
 
+/// The distortion and strength that a description in this grammar states, read back from its text: the first
+/// sentence holding a strength word (barely … severely, faint … severe) names the distortion (blur → Gaussian blur,
+/// noise or grain → white noise, compression → JPEG, overexpos → brighten, underexpos → darken, contrast → contrast
+/// reduction, pixelat → pixelate) and its strength (1–5). `Ok(None)` when no sentence states a strength (a
+/// description of an undistorted image); `Err(sentence)` when a strength sentence names no distortion.
+pub fn stated_distortion(description: &str) -> Result<Option<(DistortionKind, u8)>, String> {
+    for sentence in description.split_inclusive(['.', '!', '?']) {
+        let lower = sentence.to_lowercase();
+        let words: Vec<&str> = lower
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect();
+        let strength = words.iter().find_map(|w| {
+            ADVERBS
+                .iter()
+                .position(|a| a == w)
+                .or_else(|| ADJECTIVES.iter().position(|a| a == w))
+        });
+        let Some(i) = strength else { continue };
+        let kind = [
+            ("overexpos", DistortionKind::Brighten),
+            ("underexpos", DistortionKind::Darken),
+            ("pixelat", DistortionKind::Pixelate),
+            ("blur", DistortionKind::GaussianBlur),
+            ("nois", DistortionKind::WhiteNoise),
+            ("grain", DistortionKind::WhiteNoise),
+            ("compression", DistortionKind::Jpeg),
+            ("contrast", DistortionKind::ContrastReduction),
+        ]
+        .into_iter()
+        .find(|(k, _)| lower.contains(k))
+        .map(|(_, kind)| kind);
+        return match kind {
+            Some(kind) => Ok(Some((kind, i as u8 + 1))),
+            None => Err(sentence.trim().to_owned()),
+        };
+    }
+    Ok(None)
+}
+
+/// The level a description implies by the set's own rule: the pseudo-MOS of the distortion and strength it states
+/// ([`stated_distortion`]; none stated: an undistorted image, MOS 5), binned by `binning`. `None` when a strength
+/// sentence names no distortion (the description is not in the grammar).
+pub fn implied_level(description: &str, binning: &biqa_metrics::MosBinning) -> Option<Level> {
+    stated_distortion(description)
+        .ok()
+        .map(|d| binning.level(crate::distort::pseudo_mos(d)))
+}
+
 /// A word that every description of `kind` contains (case-insensitive), for checks.
 pub fn keyword(kind: DistortionKind) -> &'static str {
     match kind {
@@ -271,6 +320,12 @@ mod tests {
                         t.description
                     );
                     assert_eq!(t.conclusion, "Therefore, the quality of the image is fair.");
+                    assert_eq!(
+                        stated_distortion(&t.description),
+                        Ok(Some((kind, lv))),
+                        "{}",
+                        t.description
+                    );
                     assert!(t.full().ends_with(&t.conclusion));
                     seen.insert(t.description);
                 }
@@ -278,6 +333,7 @@ mod tests {
             assert!(seen.len() > 10);
         }
         let r = describe("", None, Level::Excellent, &mut rng);
+        assert_eq!(stated_distortion(&r.description), Ok(None));
         assert!(!r.description.is_empty());
         assert!(r.conclusion.ends_with("excellent."));
     }

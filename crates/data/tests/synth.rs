@@ -238,6 +238,7 @@ fn default_set_counts_and_speed() -> anyhow::Result<()> {
     let config = SynthConfig::default();
     let table = count_table(&config, 4);
     assert_eq!(table.total(), 1008);
+    assert_eq!(count_table(&config, 9).total(), 2268);
     assert_eq!(table.rows.len(), DistortionKind::ALL.len());
     assert!(table.rows.iter().all(|(_, c)| *c == [28; 5]));
     assert!(table.to_string().contains("gblur"));

@@ -218,6 +218,61 @@ pub fn answer_attention(
     a: &Assessment,
     conclusion_probe: &str,
 ) -> Result<AttentionMap> {
+    let (prompt, segments, total) = answer_sequence(m, image, a, conclusion_probe)?;
+    let out = m.net.forward(
+        prompt.into_input(),
+        &mut KvCache::new(),
+        ForwardOptions {
+            logits: LogitsMode::None,
+            hidden_states: false,
+            attentions: true,
+        },
+    )?;
+    let atts = out
+        .attentions
+        .ok_or(ProbeError::MissingTrace { what: "attentions" })?;
+    let layers: Vec<usize> = (0..atts.len()).collect();
+    aggregate(&atts, &layers, 0, &[total - 1], segments)
+}
+
+/// The logit lens (the paper's Fig. 3 / Fig. 6) of one [`Assessment`] at the position that produces the
+/// conclusion's level word (or, without one, the position after the conclusion probe): the same position and
+/// context as [`answer_attention`], every decoder layer's hidden state read through the final norm and `lm_head`.
+///
+/// # Errors
+/// Model errors, or an assessment without passes.
+pub fn answer_lens(
+    m: &Owl2,
+    image: Option<&Path>,
+    a: &Assessment,
+    conclusion_probe: &str,
+    config: &LensConfig,
+) -> Result<LensResult> {
+    let (prompt, _, total) = answer_sequence(m, image, a, conclusion_probe)?;
+    let out = m.net.forward(
+        prompt.into_input(),
+        &mut KvCache::new(),
+        ForwardOptions {
+            logits: LogitsMode::None,
+            hidden_states: true,
+            attentions: false,
+        },
+    )?;
+    let hs = out.hidden_states.ok_or(ProbeError::MissingTrace {
+        what: "hidden_states",
+    })?;
+    let piece = |id: u32| m.tokenizer().decode(&[id], false);
+    logit_lens(&m.net.llm, &hs, 0, total - 1, config, &piece)
+}
+
+/// The sequence of [`answer_attention`] and [`answer_lens`]: the conclusion pass's prompt (with its image), the
+/// answer up to the level word (or the whole answer and the conclusion probe), its named segments, and its length.
+fn answer_sequence(
+    m: &Owl2,
+    image: Option<&Path>,
+    a: &Assessment,
+    conclusion_probe: &str,
+) -> Result<(biqa_decoder::Prompt, Vec<Segment>, usize)> {
     let pass_index = usize::from(a.pipeline == PipelineKind::TwoStage);
     let pass = a
         .passes
@@ -313,18 +368,5 @@ pub fn answer_attention(
         }
     }
     let total = names.len();
-    let out = m.net.forward(
-        prompt.into_input(),
-        &mut KvCache::new(),
-        ForwardOptions {
-            logits: LogitsMode::None,
-            hidden_states: false,
-            attentions: true,
-        },
-    )?;
-    let atts = out
-        .attentions
-        .ok_or(ProbeError::MissingTrace { what: "attentions" })?;
-    let layers: Vec<usize> = (0..atts.len()).collect();
-    aggregate(&atts, &layers, 0, &[total - 1], segments)
+    Ok((prompt, segments, total))
 }
