@@ -9,9 +9,10 @@
 //!
 //! ```text
 //! cargo run --release --example pretrain -- [--out DIR] [--seed N] [--steps N] [--batch-size N] [--lr LR]
-//!     [--crops N] [--threads N]
+//!     [--crops N] [--curriculum N] [--processing-question] [--check N] [--check-only DIR] [--bundle DIR]
 //! ```
-//! Defaults: `target/pretrain`, seed 0, 3000 steps, batch 16, lr 1e-3 (cosine, 3 % warmup), 24 crops per photo.
+//! Defaults: `target/pretrain`, seed 0, [`PretrainSettings::default`] (3000 steps of 32 at lr 2e-3, cosine, 3 %
+//! warmup), 48 crops per photo; the check generates the captions of 140 training and 140 held-out images.
 //! The final model is `DIR/seed<N>/train/final`. `--bundle data/miniature` also writes it, weights as bf16, to
 //! `data/miniature/seed<N>/` with its loss log (`pretrain_loss.csv`) and `pretrain.json` (command, time, machine,
 //! caption checks): the bundled starting points of the main job.
@@ -69,6 +70,8 @@ fn check_captions(model: &Path, data: &Path, items: &[&SynthItem]) -> Result<(f6
         None,
     )]);
     let (mut kind_ok, mut strength_ok) = (0usize, 0usize);
+    // Per true processing (none first): [right processing, right strength, images].
+    let mut per_kind: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
     for it in items {
         let pixels = m.pixels(&[data.join(&it.image).as_path()])?;
         let g = m.generate(
@@ -82,6 +85,11 @@ fn check_captions(model: &Path, data: &Path, items: &[&SynthItem]) -> Result<(f6
             |_| {},
         )?;
         let (kind, strength, unprocessed) = parse_caption(&g.text);
+        let entry = per_kind
+            .entry(it.distortion.map_or("none", DistortionKind::name))
+            .or_default();
+        entry[2] += 1;
+        let (k0, s0) = (kind_ok, strength_ok);
         match it.distortion {
             None => {
                 if unprocessed {
@@ -98,8 +106,15 @@ fn check_captions(model: &Path, data: &Path, items: &[&SynthItem]) -> Result<(f6
                 }
             }
         }
+        entry[0] += kind_ok - k0;
+        entry[1] += strength_ok - s0;
     }
     let n = items.len().max(1) as f64;
+    let table: Vec<String> = per_kind
+        .iter()
+        .map(|(k, [a, b, n])| format!("{k} {a}/{b}/{n}"))
+        .collect();
+    eprintln!("  per processing (processing right / strength right / images): {}", table.join(", "));
     Ok((kind_ok as f64 / n, strength_ok as f64 / n))
 }
 
@@ -146,22 +161,26 @@ fn main() -> Result<()> {
     biqa::kernels::tune_allocator();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut out = root.join("target/pretrain");
-    let (mut seed, mut steps, mut batch_size, mut lr, mut crops) =
-        (0u64, 3000usize, 16usize, 1e-3, 24);
+    let mut settings = PretrainSettings::default();
+    let (mut seed, mut crops) = (0u64, 48usize);
     let mut check = 140usize;
     let mut bundle: Option<PathBuf> = None;
+    let mut check_only: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
         match arg.as_str() {
             "--out" => out = PathBuf::from(value("--out")?),
             "--seed" => seed = value("--seed")?.parse()?,
-            "--steps" => steps = value("--steps")?.parse()?,
-            "--batch-size" => batch_size = value("--batch-size")?.parse()?,
-            "--lr" => lr = value("--lr")?.parse()?,
+            "--steps" => settings.steps = value("--steps")?.parse()?,
+            "--batch-size" => settings.batch_size = value("--batch-size")?.parse()?,
+            "--lr" => settings.lr = value("--lr")?.parse()?,
+            "--curriculum" => settings.curriculum_steps = value("--curriculum")?.parse()?,
+            "--processing-question" => settings.processing_question = true,
             "--crops" => crops = value("--crops")?.parse()?,
             "--check" => check = value("--check")?.parse()?,
             "--bundle" => bundle = Some(PathBuf::from(value("--bundle")?)),
+            "--check-only" => check_only = Some(PathBuf::from(value("--check-only")?)),
             s => bail!("unknown argument {s}"),
         }
     }
@@ -195,39 +214,51 @@ fn main() -> Result<()> {
         set.splits
     );
     let run = out.join(format!("seed{seed}"));
-    let settings = PretrainSettings {
+    let PretrainSettings {
         steps,
         batch_size,
         lr,
+        curriculum_steps,
+        processing_question,
+    } = settings;
+    let (final_model, losses) = match &check_only {
+        Some(dir) => (dir.clone(), Vec::new()),
+        None => {
+            eprintln!(
+                "pre-alignment, seed {seed}: {steps} steps ({curriculum_steps} on strengths 3–5 first), batch \
+                 {batch_size}, lr {lr}, processing question {processing_question} …"
+            );
+            let report = miniature::pretrain(
+                &data,
+                &train_items,
+                &|s| subjects.get(s).cloned().unwrap_or_default(),
+                seed,
+                &settings,
+                &run,
+                &mut Progress {
+                    every: 50,
+                    t0: Instant::now(),
+                },
+            )?;
+            let losses: Vec<(usize, f64)> =
+                report.steps.iter().map(|s| (s.global_step, s.loss)).collect();
+            (report.final_model, losses)
+        }
     };
-    eprintln!("pre-alignment, seed {seed}: {steps} steps, batch {batch_size}, lr {lr} …");
-    let report = miniature::pretrain(
-        &data,
-        &train_items,
-        &|s| subjects.get(s).cloned().unwrap_or_default(),
-        seed,
-        &settings,
-        &run,
-        &mut Progress {
-            every: 50,
-            t0: Instant::now(),
-        },
-    )?;
     let train_seconds = t0.elapsed().as_secs_f64();
-    let held_out: Vec<&SynthItem> = set
-        .items
-        .iter()
-        .filter(|i| i.split != Split::Train)
-        .step_by(((set.items.len() / 3) / check.max(1)).max(1))
-        .take(check)
-        .collect();
-    let seen: Vec<&SynthItem> = train_items
-        .iter()
-        .step_by(train_items.len() / check.max(1))
-        .take(check)
-        .collect();
-    let (k_seen, s_seen) = check_captions(&report.final_model, &data, &seen)?;
-    let (k_held, s_held) = check_captions(&report.final_model, &data, &held_out)?;
+    // A seeded draw of the images checked (every processing and strength equally likely).
+    fn pick(mut items: Vec<&SynthItem>, check: usize) -> Vec<&SynthItem> {
+        biqa::core::SplitMix64::new(0xC4EC).shuffle(&mut items);
+        items.truncate(check);
+        items
+    }
+    let held_out = pick(
+        set.items.iter().filter(|i| i.split != Split::Train).collect(),
+        check,
+    );
+    let seen = pick(train_items.iter().collect(), check);
+    let (k_seen, s_seen) = check_captions(&final_model, &data, &seen)?;
+    let (k_held, s_held) = check_captions(&final_model, &data, &held_out)?;
     println!(
         "seed {seed}: {steps} steps in {train_seconds:.0} s; captions right (processing / and strength): training photos {:.1} % / {:.1} %, held-out photos {:.1} % / {:.1} % (chance 12.5 % / 2.9 %)",
         100.0 * k_seen,
@@ -235,18 +266,14 @@ fn main() -> Result<()> {
         100.0 * k_held,
         100.0 * s_held
     );
-    println!("model: {}", report.final_model.display());
+    println!("model: {}", final_model.display());
     if let Some(bundle) = bundle {
         let dst = bundle.join(format!("seed{seed}"));
-        write_bundle(&report.final_model, &dst)?;
-        let losses: Vec<(usize, f64)> = report
-            .steps
-            .iter()
-            .map(|s| (s.global_step, s.loss))
-            .collect();
+        write_bundle(&final_model, &dst)?;
         biqa::reproduce::write_loss_csv(&dst.join("pretrain_loss.csv"), &losses)?;
         let note = format!(
-            "{{\n  \"command\": \"cargo run --release --example pretrain -- --seed {seed} --steps {steps} --batch-size {batch_size} --lr {lr} --crops {crops} --bundle {}\",\n  \"seed\": {seed},\n  \"train_seconds\": {train_seconds:.0},\n  \"machine\": \"{}\",\n  \"held_out_processing_right\": {k_held:.4},\n  \"held_out_strength_right\": {s_held:.4},\n  \"training_processing_right\": {k_seen:.4},\n  \"training_strength_right\": {s_seen:.4}\n}}\n",
+            "{{\n  \"command\": \"cargo run --release --example pretrain -- --seed {seed} --steps {steps} --batch-size {batch_size} --lr {lr} --crops {crops} --curriculum {curriculum_steps}{} --bundle {}\",\n  \"seed\": {seed},\n  \"train_seconds\": {train_seconds:.0},\n  \"machine\": \"{}\",\n  \"held_out_processing_right\": {k_held:.4},\n  \"held_out_strength_right\": {s_held:.4},\n  \"training_processing_right\": {k_seen:.4},\n  \"training_strength_right\": {s_seen:.4}\n}}\n",
+            if processing_question { " --processing-question" } else { "" },
             bundle.display(),
             biqa::reproduce::machine_description()
         );

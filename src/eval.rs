@@ -354,7 +354,7 @@ fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
     if !path.exists() {
         return Ok(Vec::new());
     }
-    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let text = biqa_core::read_text(path, biqa_core::DATA_LIMIT).map_err(io(path))?;
     let complete = text.rfind('\n').map_or(0, |i| i + 1);
     if complete < text.len() {
         // A torn last line from a killed run: cut it off so appends start on a clean line.

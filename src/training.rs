@@ -1,5 +1,5 @@
 //! Training reports: the loss-curve PNG of a run (from its step logs), shared by `biqa train` and the
-//! `two_stage` example.
+//! main job (`examples/reproduce.rs`).
 
 use std::path::Path;
 

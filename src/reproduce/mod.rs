@@ -597,7 +597,7 @@ pub fn run(config: &ReproduceConfig, progress: &mut dyn FnMut(&str)) -> Result<R
             pipeline.max_new_tokens = config.max_new_tokens;
             let own = kind.own_pipeline() == pipeline_kind;
             let generating = pipeline_kind != PipelineKind::Direct;
-            let name = format!("{}_{}", kind.name(), pipeline_kind.name());
+            let name = format!("{}_{}", kind.name().replace(' ', "-"), pipeline_kind.name());
             let spec = RunSpec {
                 model: model_dir.clone(),
                 pipeline: pipeline_kind,

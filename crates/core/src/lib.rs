@@ -24,6 +24,30 @@ pub const IMAGE_TOKEN: &str = "<|image|>";
 /// TOML, a prompts file, an index) may hold: 64 MiB, far above any real one.
 pub const CONFIG_LIMIT: u64 = 64 << 20;
 
+/// The most bytes a data file may hold: an annotation file (CSV, xlsx, mat, JSON), a training-conversation JSON, an
+/// image file: 1 GiB, above any real one (the 89.5-megapixel image limit bounds the decoded pixels separately).
+pub const DATA_LIMIT: u64 = 1 << 30;
+
+/// Reads a file of at most `limit` bytes, as [`read_text`] does (an endless or longer file is refused after
+/// `limit + 1` bytes with [`std::io::ErrorKind::FileTooLarge`]).
+///
+/// # Errors
+/// I/O errors, or a file longer than `limit`.
+pub fn read_bytes(path: impl AsRef<std::path::Path>, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("longer than {limit} bytes (refused)"),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Reads a UTF-8 text file of at most `limit` bytes. A longer file (or an endless one: `/dev/zero`, a FIFO) is
 /// refused after reading `limit + 1` bytes, with an [`std::io::ErrorKind::FileTooLarge`] error that says the limit,
 /// so that memory is bounded by the limit, not by what the file claims.
@@ -53,5 +77,7 @@ mod read_text_tests {
         let err = super::read_text("/dev/zero", 1 << 20).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge);
         assert!(err.to_string().contains("1048576"), "{err}");
+        let err = super::read_bytes("/dev/zero", 1 << 20).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge);
     }
 }

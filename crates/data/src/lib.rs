@@ -34,6 +34,6 @@ pub use split::{Split, SplitFractions, split_groups};
 pub use synth::{
     ConversationRecord, CountTable, IMAGE_TOKEN, MAX_SYNTH_IMAGES, ONE_STAGE_PROMPT, Photo,
     STAGE1_PROMPT, STAGE2_PROMPT, STAGE2_QUESTION, SynthConfig, SynthItem, SynthOutput, Turn,
-    bundled_photos, count_table, records, synth, synth_with,
+    CROP_TRIES, bundled_photos, count_table, crop_detail, records, synth, synth_with,
 };
 pub use text::{QualityText, conclusion, describe, implied_level, keyword, stated_distortion};

@@ -2,7 +2,6 @@
 //! `docs/iqa-conventions.md` §4), a check against an image folder and seeded splits.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use biqa_metrics::{Level, MosBinning};
@@ -164,7 +163,8 @@ struct Csv {
 
 impl Csv {
     fn open(path: &Path) -> Result<Self> {
-        let bytes = fs::read(path).map_err(|e| DataError::io(path, e))?;
+        let bytes = biqa_core::read_bytes(path, biqa_core::DATA_LIMIT)
+            .map_err(|e| DataError::io(path, e))?;
         let mut rd = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
@@ -415,7 +415,8 @@ pub fn read_pyiqa(path: &Path, scale: Scale, split_column: Option<&str>) -> Resu
 }
 
 fn read_json_list(path: &Path) -> Result<Vec<serde_json::Value>> {
-    let bytes = fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let bytes = biqa_core::read_bytes(path, biqa_core::DATA_LIMIT)
+            .map_err(|e| DataError::io(path, e))?;
     let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| DataError::Format {
         file: path.to_owned(),
         message: format!("invalid JSON: {e}"),

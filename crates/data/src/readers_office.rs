@@ -4,7 +4,6 @@
 //! `.xlsx` files are read with `calamine`; `.mat` files with a small MAT-file level 5 reader of this module
 //! (`miMATRIX` elements of cell, char and numeric classes, either endianness, `miCOMPRESSED` elements inflated).
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use calamine::{Data, Range, Reader, Xlsx, open_workbook};
@@ -462,7 +461,8 @@ fn read_mat_var(path: &Path, var: &str) -> Result<MatValue> {
         file: path.to_owned(),
         message,
     };
-    let bytes = fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let bytes = biqa_core::read_bytes(path, biqa_core::DATA_LIMIT)
+        .map_err(|e| DataError::io(path, e))?;
     if bytes.len() < 128 {
         return Err(fmt("too short for a MAT-file (128-byte header)".into()));
     }

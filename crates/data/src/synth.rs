@@ -142,6 +142,10 @@ pub struct SynthConfig {
     pub split: SplitFractions,
     /// Photos whose split is fixed (the others are split by `split` and `seed`); empty: all seeded.
     pub fixed_splits: BTreeMap<String, Split>,
+    /// The least detail a crop must have ([`crop_detail`]; 0: any crop). A crop position is drawn up to
+    /// [`CROP_TRIES`] times until one reaches it, else the most detailed draw is kept: on flat crops (sky, bokeh)
+    /// blur, compression and pixelation change nothing visible, and their labels would be noise.
+    pub min_detail: f32,
     /// Worker threads (0: `std::thread::available_parallelism`).
     pub threads: usize,
 }
@@ -161,6 +165,7 @@ impl Default for SynthConfig {
                 test: 2.0 / 9.0,
             },
             fixed_splits: BTreeMap::new(),
+            min_detail: 0.0,
             threads: 0,
         }
     }
@@ -417,16 +422,61 @@ fn kind_tag(kind: DistortionKind) -> u64 {
         .unwrap_or(0) as u64
 }
 
+/// Crop positions drawn per crop at most, looking for one with [`SynthConfig::min_detail`].
+pub const CROP_TRIES: usize = 64;
+
+/// The detail of an image: the mean absolute difference of horizontally and of vertically adjacent pixels' grey
+/// level (the mean of R, G, B, on 0–1), averaged over both directions. Flat sky is about 0.005, fur or foliage
+/// 0.03–0.07.
+pub fn crop_detail(img: &RgbImage) -> f32 {
+    let (w, h) = img.dimensions();
+    let grey = |x: u32, y: u32| {
+        let p = img.get_pixel(x, y).0;
+        (f32::from(p[0]) + f32::from(p[1]) + f32::from(p[2])) / (3.0 * 255.0)
+    };
+    let (mut sx, mut nx, mut sy, mut ny) = (0.0f64, 0usize, 0.0f64, 0usize);
+    for y in 0..h {
+        for x in 0..w {
+            let g = grey(x, y);
+            if x + 1 < w {
+                sx += f64::from((grey(x + 1, y) - g).abs());
+                nx += 1;
+            }
+            if y + 1 < h {
+                sy += f64::from((grey(x, y + 1) - g).abs());
+                ny += 1;
+            }
+        }
+    }
+    let m = |s: f64, n: usize| if n == 0 { 0.0 } else { s / n as f64 };
+    ((m(sx, nx) + m(sy, ny)) / 2.0) as f32
+}
+
 fn run_unit(unit: &Unit<'_>, config: &SynthConfig, images_dir: &Path) -> Result<Vec<SynthItem>> {
     let cs = config.crop_size;
     let (w, h) = unit.photo.image.dimensions();
     let p = unit.photo_idx as u64;
     let c = unit.crop as u64;
     let mut rng = SplitMix64::derive(config.seed, &[p, c, 0]);
-    let x = rng.below((w - cs + 1) as usize) as u32;
-    let y = rng.below((h - cs + 1) as usize) as u32;
+    let mut best: Option<(f32, RgbImage)> = None;
+    for _ in 0..if config.min_detail > 0.0 { CROP_TRIES } else { 1 } {
+        let x = rng.below((w - cs + 1) as usize) as u32;
+        let y = rng.below((h - cs + 1) as usize) as u32;
+        let candidate = image::imageops::crop_imm(&unit.photo.image, x, y, cs, cs).to_image();
+        let detail = if config.min_detail > 0.0 {
+            crop_detail(&candidate)
+        } else {
+            0.0
+        };
+        if best.as_ref().is_none_or(|(d, _)| detail > *d) {
+            best = Some((detail, candidate));
+        }
+        if detail >= config.min_detail {
+            break;
+        }
+    }
     let flip = rng.below(2) == 1;
-    let mut crop = image::imageops::crop_imm(&unit.photo.image, x, y, cs, cs).to_image();
+    let mut crop = best.map(|(_, c)| c).unwrap_or_default();
     if flip {
         crop = image::imageops::flip_horizontal(&crop);
     }

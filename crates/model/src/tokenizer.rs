@@ -172,7 +172,8 @@ impl Tokenizer {
         let model_path = dir.join("tokenizer.model");
         let json_path = dir.join("tokenizer.json");
         if model_path.is_file() {
-            let bytes = std::fs::read(&model_path).map_err(|e| io_error(&model_path, e))?;
+            let bytes = biqa_core::read_bytes(&model_path, biqa_core::CONFIG_LIMIT)
+                .map_err(|e| io_error(&model_path, e))?;
             let sp = proto::parse_model(&bytes).map_err(|e| match e {
                 proto::ProtoError::Corrupt(reason) => ModelError::CorruptSentencePieceModel {
                     path: model_path.clone(),
