@@ -9,10 +9,10 @@
 //!
 //! ```text
 //! cargo run --release --example pretrain -- [--out DIR] [--seed N] [--steps N] [--batch-size N] [--lr LR]
-//!     [--crops N] [--curriculum N] [--processing-question] [--check N] [--check-only DIR] [--bundle DIR]
+//!     [--crops N] [--curriculum N] [--processing-question | --captions-only] [--check N] [--check-only DIR] [--bundle DIR]
 //! ```
-//! Defaults: `target/pretrain`, seed 0, [`PretrainSettings::default`] (3000 steps of 32 at lr 2e-3, cosine, 3 %
-//! warmup), 48 crops per photo; the check generates the captions of 140 training and 140 held-out images.
+//! Defaults: `target/pretrain`, seed 0, [`PretrainSettings::default`] (3000 steps of 32 at lr 3e-4, cosine, 3 %
+//! warmup, captions and the processing question; `--captions-only` drops the question), 48 crops per photo; the check generates the captions of 140 training and 140 held-out images.
 //! The final model is `DIR/seed<N>/train/final`. `--bundle data/miniature` also writes it, weights as bf16, to
 //! `data/miniature/seed<N>/` with its loss log (`pretrain_loss.csv`) and `pretrain.json` (command, time, machine,
 //! caption checks): the bundled starting points of the main job.
@@ -114,7 +114,10 @@ fn check_captions(model: &Path, data: &Path, items: &[&SynthItem]) -> Result<(f6
         .iter()
         .map(|(k, [a, b, n])| format!("{k} {a}/{b}/{n}"))
         .collect();
-    eprintln!("  per processing (processing right / strength right / images): {}", table.join(", "));
+    eprintln!(
+        "  per processing (processing right / strength right / images): {}",
+        table.join(", ")
+    );
     Ok((kind_ok as f64 / n, strength_ok as f64 / n))
 }
 
@@ -177,6 +180,7 @@ fn main() -> Result<()> {
             "--lr" => settings.lr = value("--lr")?.parse()?,
             "--curriculum" => settings.curriculum_steps = value("--curriculum")?.parse()?,
             "--processing-question" => settings.processing_question = true,
+            "--captions-only" => settings.processing_question = false,
             "--crops" => crops = value("--crops")?.parse()?,
             "--check" => check = value("--check")?.parse()?,
             "--bundle" => bundle = Some(PathBuf::from(value("--bundle")?)),
@@ -240,8 +244,11 @@ fn main() -> Result<()> {
                     t0: Instant::now(),
                 },
             )?;
-            let losses: Vec<(usize, f64)> =
-                report.steps.iter().map(|s| (s.global_step, s.loss)).collect();
+            let losses: Vec<(usize, f64)> = report
+                .steps
+                .iter()
+                .map(|s| (s.global_step, s.loss))
+                .collect();
             (report.final_model, losses)
         }
     };
@@ -253,7 +260,10 @@ fn main() -> Result<()> {
         items
     }
     let held_out = pick(
-        set.items.iter().filter(|i| i.split != Split::Train).collect(),
+        set.items
+            .iter()
+            .filter(|i| i.split != Split::Train)
+            .collect(),
         check,
     );
     let seen = pick(train_items.iter().collect(), check);
@@ -273,7 +283,11 @@ fn main() -> Result<()> {
         biqa::reproduce::write_loss_csv(&dst.join("pretrain_loss.csv"), &losses)?;
         let note = format!(
             "{{\n  \"command\": \"cargo run --release --example pretrain -- --seed {seed} --steps {steps} --batch-size {batch_size} --lr {lr} --crops {crops} --curriculum {curriculum_steps}{} --bundle {}\",\n  \"seed\": {seed},\n  \"train_seconds\": {train_seconds:.0},\n  \"machine\": \"{}\",\n  \"held_out_processing_right\": {k_held:.4},\n  \"held_out_strength_right\": {s_held:.4},\n  \"training_processing_right\": {k_seen:.4},\n  \"training_strength_right\": {s_seen:.4}\n}}\n",
-            if processing_question { " --processing-question" } else { "" },
+            if processing_question {
+                " --processing-question"
+            } else {
+                ""
+            },
             bundle.display(),
             biqa::reproduce::machine_description()
         );

@@ -4,10 +4,12 @@
 //! ```text
 //! cargo run --release --example reproduce -- [--quick] [--out DIR] [--from-scratch [STEPS]] [--model DIR]
 //!     [--seeds 0,1,2] [--steps N] [--batch-size N] [--lr LR] [--crops N] [--eval-crops N] [--device D]
+//!     [--freeze-vision] [--freeze-abstractor] [--stage2-lr LR]
 //! ```
 //! - default: 3 seeds from `data/miniature/seed<N>` (made by `examples/pretrain.rs`), 300 fine-tuning steps per
 //!   recipe, report in `target/reproduce/` (`report.md`, `report.json`, PNGs);
 //! - `--quick`: one seed, fewer steps and images (the CI test runs it);
+//! - `--bundled DIR`: the pre-aligned miniatures from `DIR/seed<N>` instead of `data/miniature`;
 //! - `--from-scratch [STEPS]`: pre-align a random miniature per seed here first (default 3000 steps);
 //! - `--model DIR`: the same protocol from a released mPLUG-Owl2 / Q-Align directory (no pre-alignment; 224-px
 //!   crops; raise `--steps` and use `--device cuda` in a `cuda` build for a 7B model).
@@ -30,10 +32,16 @@ fn main() -> Result<()> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => quick = true,
+            "--freeze-vision" | "--freeze-abstractor" => overrides.push((arg, String::new())),
             "--out" => out = PathBuf::from(args.next().context("--out needs a value")?),
             "--model" => {
                 start = Start::Model {
                     dir: PathBuf::from(args.next().context("--model needs a value")?),
+                }
+            }
+            "--bundled" => {
+                start = Start::Bundled {
+                    dir: PathBuf::from(args.next().context("--bundled needs a value")?),
                 }
             }
             "--from-scratch" => {
@@ -44,7 +52,7 @@ fn main() -> Result<()> {
                 start = Start::FromScratch { steps };
             }
             "--seeds" | "--steps" | "--batch-size" | "--lr" | "--crops" | "--eval-crops"
-            | "--device" => {
+            | "--device" | "--stage2-lr" => {
                 let v = args
                     .next()
                     .with_context(|| format!("{arg} needs a value"))?;
@@ -72,6 +80,9 @@ fn main() -> Result<()> {
             "--crops" => config.crops_per_photo = v.parse()?,
             "--eval-crops" => config.eval_crops = v.parse()?,
             "--device" => config.device = v,
+            "--stage2-lr" => config.stage2_lr = Some(v.parse()?),
+            "--freeze-vision" => config.trainable.freeze_vision = true,
+            "--freeze-abstractor" => config.trainable.freeze_abstractor = true,
             _ => unreachable!("only the keys above are collected"),
         }
     }

@@ -70,8 +70,12 @@ pub struct ReproduceConfig {
     pub batch_size: usize,
     /// Peak learning rate (cosine, 3 % warmup).
     pub lr: f64,
+    /// Peak learning rate of the two-stage recipe's stage 2 (`None`: `lr`).
+    pub stage2_lr: Option<f64>,
     /// ε of the label-smoothed NLL (the paper's eq. 2).
     pub label_smoothing: f64,
+    /// Which parts the recipes train (both recipes alike).
+    pub trainable: biqa_train::TrainablePolicy,
     /// Table 1: `(K, S)` sampled answers per image and sessions.
     pub instability: (usize, usize),
     /// Images of Table 1 (evenly spread over the evaluated ones).
@@ -87,7 +91,7 @@ pub struct ReproduceConfig {
 }
 
 impl ReproduceConfig {
-    /// The full miniature: 3 seeds, 12 crops per photo (2,592 training images), 300 steps of 16 per recipe at lr 1e-3,
+    /// The full miniature: 3 seeds, 12 crops per photo (2,592 training images), 300 steps of 16 per recipe at lr 3e-4,
     /// 3 crops per test photo (216 images), Table 1 as the paper (5 answers × 3 sessions) on 36 images at
     /// temperature 1.
     pub fn full(out: PathBuf, start: Start) -> Self {
@@ -99,8 +103,10 @@ impl ReproduceConfig {
             eval_crops: 3,
             steps: 300,
             batch_size: 16,
-            lr: 1e-3,
+            lr: 3e-4,
+            stage2_lr: None,
             label_smoothing: 0.1,
+            trainable: biqa_train::TrainablePolicy::default(),
             instability: (5, 3),
             instability_images: 36,
             instability_temperature: 1.0,
@@ -519,12 +525,13 @@ pub fn run(config: &ReproduceConfig, progress: &mut dyn FnMut(&str)) -> Result<R
                 batch_size: config.batch_size,
                 grad_accumulation: 1,
                 lr: config.lr,
+                stage2_lr: config.stage2_lr,
                 schedule: biqa_train::Schedule::Cosine,
                 warmup_ratio: 0.03,
                 max_grad_norm: Some(1.0),
                 label_smoothing: config.label_smoothing,
                 optimizer: biqa_train::AdamWConfig::default(),
-                trainable: biqa_train::TrainablePolicy::default(),
+                trainable: config.trainable.clone(),
                 seed,
                 checkpoint_every: 0,
                 keep_checkpoints: 1,

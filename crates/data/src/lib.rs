@@ -32,8 +32,8 @@ pub use manifest::{
 pub use readers_office::{LiveChallengeOptions, read_csiq, read_live_challenge, read_spaq};
 pub use split::{Split, SplitFractions, split_groups};
 pub use synth::{
-    ConversationRecord, CountTable, IMAGE_TOKEN, MAX_SYNTH_IMAGES, ONE_STAGE_PROMPT, Photo,
-    STAGE1_PROMPT, STAGE2_PROMPT, STAGE2_QUESTION, SynthConfig, SynthItem, SynthOutput, Turn,
-    CROP_TRIES, bundled_photos, count_table, crop_detail, records, synth, synth_with,
+    CROP_TRIES, ConversationRecord, CountTable, IMAGE_TOKEN, MAX_SYNTH_IMAGES, ONE_STAGE_PROMPT,
+    Photo, STAGE1_PROMPT, STAGE2_PROMPT, STAGE2_QUESTION, SynthConfig, SynthItem, SynthOutput,
+    Turn, bundled_photos, count_table, crop_detail, records, synth, synth_with,
 };
 pub use text::{QualityText, conclusion, describe, implied_level, keyword, stated_distortion};

@@ -415,8 +415,8 @@ pub fn read_pyiqa(path: &Path, scale: Scale, split_column: Option<&str>) -> Resu
 }
 
 fn read_json_list(path: &Path) -> Result<Vec<serde_json::Value>> {
-    let bytes = biqa_core::read_bytes(path, biqa_core::DATA_LIMIT)
-            .map_err(|e| DataError::io(path, e))?;
+    let bytes =
+        biqa_core::read_bytes(path, biqa_core::DATA_LIMIT).map_err(|e| DataError::io(path, e))?;
     let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| DataError::Format {
         file: path.to_owned(),
         message: format!("invalid JSON: {e}"),

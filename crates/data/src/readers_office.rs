@@ -461,8 +461,8 @@ fn read_mat_var(path: &Path, var: &str) -> Result<MatValue> {
         file: path.to_owned(),
         message,
     };
-    let bytes = biqa_core::read_bytes(path, biqa_core::DATA_LIMIT)
-        .map_err(|e| DataError::io(path, e))?;
+    let bytes =
+        biqa_core::read_bytes(path, biqa_core::DATA_LIMIT).map_err(|e| DataError::io(path, e))?;
     if bytes.len() < 128 {
         return Err(fmt("too short for a MAT-file (128-byte header)".into()));
     }

@@ -459,7 +459,11 @@ fn run_unit(unit: &Unit<'_>, config: &SynthConfig, images_dir: &Path) -> Result<
     let c = unit.crop as u64;
     let mut rng = SplitMix64::derive(config.seed, &[p, c, 0]);
     let mut best: Option<(f32, RgbImage)> = None;
-    for _ in 0..if config.min_detail > 0.0 { CROP_TRIES } else { 1 } {
+    for _ in 0..if config.min_detail > 0.0 {
+        CROP_TRIES
+    } else {
+        1
+    } {
         let x = rng.below((w - cs + 1) as usize) as u32;
         let y = rng.below((h - cs + 1) as usize) as u32;
         let candidate = image::imageops::crop_imm(&unit.photo.image, x, y, cs, cs).to_image();

@@ -276,10 +276,11 @@ fn data_error(path: &Path, reason: impl Into<String>) -> TrainError {
 /// JSON and malformed records.
 pub fn read_records(path: impl AsRef<Path>) -> Result<Vec<ConversationRecord>> {
     let path = path.as_ref();
-    let text = biqa_core::read_text(path, biqa_core::DATA_LIMIT).map_err(|source| TrainError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text =
+        biqa_core::read_text(path, biqa_core::DATA_LIMIT).map_err(|source| TrainError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
     parse_records(&text, path)
 }
 

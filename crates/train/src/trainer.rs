@@ -747,7 +747,11 @@ pub fn train_data_parallel(
                     loss: grad_norm,
                 });
             }
-            let lr = config.schedule.lr(config.lr, step, warmup, *steps);
+            let peak = match (kind, config.stage2_lr) {
+                (StageKind::Stage2, Some(lr)) => lr,
+                _ => config.lr,
+            };
+            let lr = config.schedule.lr(peak, step, warmup, *steps);
             model = opt.step(model, lr, grads);
             for (replica, device) in replicas.iter_mut().skip(1) {
                 *replica = model.clone().fork(device);

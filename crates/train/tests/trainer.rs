@@ -45,6 +45,7 @@ fn config(out: &Path, recipe: Recipe) -> Result<TrainConfig> {
         batch_size: 2,
         grad_accumulation: 1,
         lr: 2e-3,
+        stage2_lr: None,
         schedule: biqa_train::Schedule::Constant,
         warmup_ratio: 0.0,
         max_grad_norm: Some(1.0),

@@ -18,10 +18,11 @@ pub const PILLOW_MAX_IMAGE_PIXELS: u64 = 89_478_485;
 /// [`VisionError::Io`] when the file cannot be read, and every error of [`decode_rgb`], all naming `path`.
 pub fn load_rgb(path: impl AsRef<Path>, max_pixels: u64) -> Result<Rgb8Image> {
     let path = path.as_ref();
-    let bytes = biqa_core::read_bytes(path, biqa_core::DATA_LIMIT).map_err(|source| VisionError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes =
+        biqa_core::read_bytes(path, biqa_core::DATA_LIMIT).map_err(|source| VisionError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
     decode_rgb_named(&bytes, max_pixels, path)
 }
 
