@@ -4,11 +4,12 @@
 //! ```text
 //! cargo run --release --example reproduce -- [--quick] [--out DIR] [--from-scratch [STEPS]] [--model DIR]
 //!     [--seeds 0,1,2] [--steps N] [--batch-size N] [--lr LR] [--crops N] [--eval-crops N] [--device D]
-//!     [--freeze-vision] [--freeze-abstractor] [--stage2-lr LR]
+//!     [--train-vision] [--freeze-abstractor] [--stage2-lr LR]
 //! ```
-//! - default: 3 seeds from `data/miniature/seed<N>` (made by `examples/pretrain.rs`), 300 fine-tuning steps per
-//!   recipe, report in `target/reproduce/` (`report.md`, `report.json`, PNGs);
-//! - `--quick`: one seed, fewer steps and images (the CI test runs it);
+//! - default ([`ReproduceConfig::full`](biqa::reproduce::ReproduceConfig::full)): 3 seeds from `data/miniature/seed<N>` (made by `examples/pretrain.rs`),
+//!   300 fine-tuning steps of 16 per recipe at lr 1e-3 (two-stage's stage 2 at 1e-4), vision tower frozen, report
+//!   in `target/reproduce/` (`report.md`, `report.json`, PNGs);
+//! - `--quick` ([`ReproduceConfig::quick`](biqa::reproduce::ReproduceConfig::quick)): seed 0 only, 72 test images (the CI test runs it);
 //! - `--bundled DIR`: the pre-aligned miniatures from `DIR/seed<N>` instead of `data/miniature`;
 //! - `--from-scratch [STEPS]`: pre-align a random miniature per seed here first (default 3000 steps);
 //! - `--model DIR`: the same protocol from a released mPLUG-Owl2 / Q-Align directory (no pre-alignment; 224-px
@@ -32,7 +33,7 @@ fn main() -> Result<()> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => quick = true,
-            "--freeze-vision" | "--freeze-abstractor" => overrides.push((arg, String::new())),
+            "--train-vision" | "--freeze-abstractor" => overrides.push((arg, String::new())),
             "--out" => out = PathBuf::from(args.next().context("--out needs a value")?),
             "--model" => {
                 start = Start::Model {
@@ -81,7 +82,7 @@ fn main() -> Result<()> {
             "--eval-crops" => config.eval_crops = v.parse()?,
             "--device" => config.device = v,
             "--stage2-lr" => config.stage2_lr = Some(v.parse()?),
-            "--freeze-vision" => config.trainable.freeze_vision = true,
+            "--train-vision" => config.trainable.freeze_vision = false,
             "--freeze-abstractor" => config.trainable.freeze_abstractor = true,
             _ => unreachable!("only the keys above are collected"),
         }

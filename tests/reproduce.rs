@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use biqa::model::PipelineKind;
 use biqa::reproduce::{ModelKind, ReproduceConfig, Start, headlines, run, write_report};
 
-/// One-sided critical SRCC for n = 72 at α = 0.01 is about 0.27: a fine-tuned model above 0.30 beats chance.
-const CHANCE_SRCC: f64 = 0.30;
+/// One-sided critical SRCC for n = 72 at α = 0.05 is about 0.195: a fine-tuned model above 0.20 beats chance.
+const CHANCE_SRCC: f64 = 0.20;
 
 #[test]
 fn quick_reproduction_learns_and_reports_everything() -> anyhow::Result<()> {
