@@ -35,7 +35,7 @@ struct Progress {
 
 impl Observer for Progress {
     fn on_step(&mut self, s: &StepLog, _total: usize) {
-        if s.global_step % self.every == 0 || s.global_step == 1 {
+        if s.global_step.is_multiple_of(self.every) || s.global_step == 1 {
             eprintln!(
                 "  step {:>5}  loss {:.4}  lr {:.2e}  |g| {:.3}  {:.0} s",
                 s.global_step,

@@ -482,7 +482,7 @@ fn probes_and_synth_write_their_files() -> Result<()> {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let manifest = std::fs::read_to_string(out.join("manifest.csv"))?;
     assert!(manifest.starts_with("image,mos,level,distortion,strength,source"));
-    assert_eq!(manifest.lines().count(), 1 + 4 * 36);
+    assert_eq!(manifest.lines().count(), 1 + 9 * 36, "nine bundled photos");
     Ok(())
 }
 

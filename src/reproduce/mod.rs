@@ -211,6 +211,9 @@ pub struct LensCurves {
     pub top_share: Vec<Vec<f64>>,
 }
 
+/// A Fig. 3 case: the model, the image, and its lens.
+pub type LensExample = (ModelKind, String, LensResult);
+
 /// One seed's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeedResult {
@@ -229,7 +232,7 @@ pub struct SeedResult {
     pub lens: Vec<LensCurves>,
     /// Fig. 3: the lens of one image where an intermediate layer's likeliest level word differs from the final one
     /// (model, image, lens), if any.
-    pub lens_example: Option<(ModelKind, String, LensResult)>,
+    pub lens_example: Option<LensExample>,
     /// Seconds of fine-tuning per recipe.
     pub train_seconds: BTreeMap<String, f64>,
 }
@@ -295,7 +298,7 @@ struct Logger<'a> {
 
 impl Observer for Logger<'_> {
     fn on_step(&mut self, s: &StepLog, total: usize) {
-        if s.global_step % self.every == 0 || s.global_step == total {
+        if s.global_step.is_multiple_of(self.every) || s.global_step == total {
             (self.progress)(&format!(
                 "  {} step {}/{total}: loss {:.4}",
                 self.label, s.global_step, s.loss
@@ -735,7 +738,7 @@ fn lens_curves(
     test: &[EvalItem],
     pipeline: &PipelineConfig,
     binning: &MosBinning,
-) -> Result<(LensCurves, Option<(ModelKind, String, LensResult)>)> {
+) -> Result<(LensCurves, Option<LensExample>)> {
     let levels = biqa_probes::owl2::qalign_levels(m)?;
     let words: Vec<String> = levels.iter().map(|(w, _)| w.clone()).collect();
     let config = LensConfig {

@@ -60,7 +60,7 @@ fn same_seed_gives_identical_files_whatever_the_threads() -> anyhow::Result<()> 
         snapshot(b.path())?,
         snapshot(c.path())?,
     );
-    assert_eq!(sa.len(), 4 * 2 * 36 + 1 + 1 + 9);
+    assert_eq!(sa.len(), 9 * 2 * 36 + 1 + 1 + 9);
     assert!(sa == sb, "same seed, different thread counts: files differ");
     // Another seed draws other crops (the manifest itself only lists names, scores and sources).
     let reference = "images/astronaut_c000_ref.png";
@@ -69,13 +69,13 @@ fn same_seed_gives_identical_files_whatever_the_threads() -> anyhow::Result<()> 
         "seed 6 gave the same crop as seed 5"
     );
     // Progress reaches the total, monotonically.
-    assert_eq!(calls.last(), Some(&(288, 288)));
+    assert_eq!(calls.last(), Some(&(648, 648)));
     assert!(calls.windows(2).all(|w| w[0].0 < w[1].0));
-    assert_eq!(out.items.len(), 288);
+    assert_eq!(out.items.len(), 648);
     // Images differ from one another, except that blur at sigma = 0.1 can round back to the reference crop.
     let distinct: BTreeSet<&Vec<u8>> = sa.values().collect();
     assert!(
-        distinct.len() >= sa.len() - 8,
+        distinct.len() >= sa.len() - 18,
         "{} of {}",
         distinct.len(),
         sa.len()
@@ -88,7 +88,13 @@ fn manifest_text_and_splits() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let out = synth(dir.path(), 1, 3, &mut |_, _| {})?;
     let items = &out.items;
-    assert_eq!(items.len(), 4 * 36);
+    assert_eq!(items.len(), 9 * 36);
+    // The nine bundled photos split 6 / 1 / 2.
+    let count = |s: Split| out.splits.values().filter(|x| **x == s).count();
+    assert_eq!(
+        (count(Split::Train), count(Split::Val), count(Split::Test)),
+        (6, 1, 2)
+    );
 
     // Manifest columns and contents.
     let manifest = fs::read_to_string(dir.path().join("manifest.csv"))?;
@@ -152,15 +158,15 @@ fn manifest_text_and_splits() -> anyhow::Result<()> {
         }
     }
 
-    // Splits by source photo: 2 / 1 / 1, and every file holds only its split's images.
+    // Splits by source photo: 6 / 1 / 2, and every file holds only its split's images.
     let by_split: BTreeMap<Split, BTreeSet<&str>> =
         out.splits.iter().fold(BTreeMap::new(), |mut acc, (s, sp)| {
             acc.entry(*sp).or_default().insert(s.as_str());
             acc
         });
-    assert_eq!(by_split[&Split::Train].len(), 2);
+    assert_eq!(by_split[&Split::Train].len(), 6);
     assert_eq!(by_split[&Split::Val].len(), 1);
-    assert_eq!(by_split[&Split::Test].len(), 1);
+    assert_eq!(by_split[&Split::Test].len(), 2);
     for it in items {
         assert_eq!(it.split, out.splits[&it.source]);
     }
@@ -188,7 +194,7 @@ fn manifest_text_and_splits() -> anyhow::Result<()> {
                     }
                     _ => {
                         let img = r.image.as_deref().unwrap();
-                        let src = img.trim_start_matches("images/").split('_').next().unwrap();
+                        let src = img.trim_start_matches("images/").rsplitn(3, '_').last().unwrap();
                         assert!(by_split[&split].contains(src));
                         assert!(human.starts_with("<|image|>\n"));
                         assert_eq!(prefix == "one_stage", gpt.contains("Therefore"));
@@ -236,11 +242,11 @@ fn failed_run_leaves_no_manifest() -> anyhow::Result<()> {
 #[test]
 fn default_set_counts_and_speed() -> anyhow::Result<()> {
     let config = SynthConfig::default();
-    let table = count_table(&config, 4);
-    assert_eq!(table.total(), 1008);
-    assert_eq!(count_table(&config, 9).total(), 2268);
+    assert_eq!(count_table(&config, 4).total(), 1008);
+    let table = count_table(&config, 9);
+    assert_eq!(table.total(), 2268);
     assert_eq!(table.rows.len(), DistortionKind::ALL.len());
-    assert!(table.rows.iter().all(|(_, c)| *c == [28; 5]));
+    assert!(table.rows.iter().all(|(_, c)| *c == [63; 5]));
     assert!(table.to_string().contains("gblur"));
     let dir = tempfile::tempdir()?;
     let t = Instant::now();
@@ -316,4 +322,54 @@ fn documented_mos_and_level_table() {
         }
     }
     assert_eq!(binning.level(pseudo_mos(None)).word(), "excellent");
+}
+
+/// The miniature's options: fixed splits are kept, and crops reach the least detail asked (the most detailed of
+/// the draws where a photo has none: here every photo has some).
+#[test]
+fn fixed_splits_and_detailed_crops() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = SynthConfig {
+        crops_per_photo: 3,
+        crop_size: 64,
+        seed: 0,
+        split: biqa_data::SplitFractions {
+            val: 0.0,
+            test: 0.0,
+        },
+        fixed_splits: [
+            ("chelsea".to_string(), Split::Test),
+            ("coffee".to_string(), Split::Val),
+        ]
+        .into_iter()
+        .collect(),
+        min_detail: 0.02,
+        ..SynthConfig::default()
+    };
+    let out = synth_with(dir.path(), &bundled_photos()?, &config, &mut |_, _| {})?;
+    assert_eq!(out.splits["chelsea"], Split::Test);
+    assert_eq!(out.splits["coffee"], Split::Val);
+    assert!(
+        out.splits
+            .iter()
+            .filter(|(n, _)| *n != "chelsea" && *n != "coffee")
+            .all(|(_, s)| *s == Split::Train)
+    );
+    for it in out.items.iter().filter(|i| i.distortion.is_none()) {
+        let img = image::open(dir.path().join(&it.image))?.to_rgb8();
+        let d = biqa_data::crop_detail(&img);
+        assert!(d >= 0.02, "{}: detail {d}", it.image);
+    }
+    // A flat image has no detail; a checkerboard has the most.
+    let flat = image::RgbImage::from_pixel(8, 8, image::Rgb([90, 90, 90]));
+    assert_eq!(biqa_data::crop_detail(&flat), 0.0);
+    let checker = image::RgbImage::from_fn(8, 8, |x, y| {
+        if (x + y) % 2 == 0 {
+            image::Rgb([0, 0, 0])
+        } else {
+            image::Rgb([255, 255, 255])
+        }
+    });
+    assert!((biqa_data::crop_detail(&checker) - 1.0).abs() < 1e-6);
+    Ok(())
 }
