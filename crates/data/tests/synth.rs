@@ -194,7 +194,11 @@ fn manifest_text_and_splits() -> anyhow::Result<()> {
                     }
                     _ => {
                         let img = r.image.as_deref().unwrap();
-                        let src = img.trim_start_matches("images/").rsplitn(3, '_').last().unwrap();
+                        let src = img
+                            .trim_start_matches("images/")
+                            .rsplitn(3, '_')
+                            .last()
+                            .unwrap();
                         assert!(by_split[&split].contains(src));
                         assert!(human.starts_with("<|image|>\n"));
                         assert_eq!(prefix == "one_stage", gpt.contains("Therefore"));
