@@ -146,15 +146,10 @@ fn write_bundle(src: &Path, dst: &Path) -> Result<()> {
         },
         u64::MAX,
     )?;
-    for f in [
-        "config.json",
-        "generation_config.json",
-        "preprocessor_config.json",
-        "special_tokens_map.json",
-        "tokenizer_config.json",
-        "tokenizer.model",
-    ] {
-        std::fs::copy(src.join(f), staging.path().join(f))?;
+    for f in biqa::model::ASSET_FILES {
+        if src.join(f).is_file() {
+            std::fs::copy(src.join(f), staging.path().join(f))?;
+        }
     }
     staging.commit()?;
     Ok(())
@@ -195,22 +190,13 @@ fn main() -> Result<()> {
         data.display()
     );
     let photos = biqa::data::bundled_photos()?;
-    let subjects: BTreeMap<String, String> = photos
-        .iter()
-        .map(|p| (p.name.clone(), p.subject.clone()))
-        .collect();
     let set = biqa::data::synth_with(
         &data,
         &photos,
         &miniature::synth_config(crops, 0),
         &mut |_, _| {},
     )?;
-    let train_items: Vec<SynthItem> = set
-        .items
-        .iter()
-        .filter(|i| i.split == Split::Train)
-        .cloned()
-        .collect();
+    let train_items = set.items_in(Split::Train);
     eprintln!(
         "{} training images ({} photos); splits: {:?}",
         train_items.len(),
@@ -235,7 +221,7 @@ fn main() -> Result<()> {
             let report = miniature::pretrain(
                 &data,
                 &train_items,
-                &|s| subjects.get(s).cloned().unwrap_or_default(),
+                &photos,
                 seed,
                 &settings,
                 &run,
@@ -266,7 +252,7 @@ fn main() -> Result<()> {
             .collect(),
         check,
     );
-    let seen = pick(train_items.iter().collect(), check);
+    let seen = pick(train_items.clone(), check);
     let (k_seen, s_seen) = check_captions(&final_model, &data, &seen)?;
     let (k_held, s_held) = check_captions(&final_model, &data, &held_out)?;
     println!(

@@ -13,15 +13,16 @@
 //!   name processing for CLIP; never a quality level or judgement. Perception may come from pre-alignment; the
 //!   mapping to quality comes only from the recipes being compared.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use biqa_checkpoint::{TensorEntry, write_sharded};
+use biqa_checkpoint::write_sharded_f32;
 use biqa_data::{
-    ConversationRecord, DistortionKind, IMAGE_TOKEN, Split, SplitFractions, SynthConfig, SynthItem,
-    Turn,
+    ConversationRecord, DistortionKind, IMAGE_TOKEN, Photo, Split, SplitFractions, SynthConfig,
+    SynthItem, Turn,
 };
 use biqa_model::{HfOwl2Config, Owl2Net};
-use burn::tensor::{DType, Device, TensorData};
+use burn::tensor::Device;
 
 use crate::{Error, Result};
 
@@ -179,29 +180,12 @@ pub fn write_random_checkpoint(dir: &Path, size: &MiniatureSize, seed: u64) -> R
     };
     let config = hf.to_config().map_err(model_err)?;
     let net = Owl2Net::random(&config, &Device::flex(), seed);
-    let mut tensors = net.checkpoint_tensors().map_err(model_err)?;
+    let tensors = net.checkpoint_tensors().map_err(model_err)?;
     drop(net);
     let staging = biqa_core::AtomicDir::new(dir)?;
     let tmp = staging.path();
-    let entries: Vec<TensorEntry> = tensors
-        .iter()
-        .map(|(name, (shape, _))| TensorEntry {
-            name: name.clone(),
-            shape: shape.clone(),
-            dtype: DType::F32,
-        })
-        .collect();
-    write_sharded(
-        tmp,
-        &dir.display().to_string(),
-        &entries,
-        |name| {
-            let (shape, v) = tensors.remove(name).unwrap_or_default();
-            Ok(TensorData::new(v, shape))
-        },
-        u64::MAX,
-    )
-    .map_err(|e| model_err(e.into()))?;
+    write_sharded_f32(tmp, &dir.display().to_string(), tensors, u64::MAX)
+        .map_err(|e| model_err(e.into()))?;
     let preprocessor = serde_json::to_string_pretty(&preprocessor_json()).unwrap_or_default();
     for (name, bytes) in [
         ("config.json", config_text.as_bytes()),
@@ -278,33 +262,55 @@ pub fn caption(subject: &str, distortion: Option<(DistortionKind, u8)>) -> Strin
     }
 }
 
-/// The pre-alignment records of `items` (image + [`CAPTION_PROMPT`] → [`caption`]); `subject` gives each source
-/// photo's subject.
+/// The pre-alignment records of `items` (image + [`CAPTION_PROMPT`] → [`caption`], the subject taken from the
+/// item's source photo in `photos`), then, with `processing_question`, the same images asked
+/// [`PROCESSING_PROMPT`] (→ [`processing_answer`]).
 pub fn caption_records(
-    items: &[SynthItem],
-    subject: &dyn Fn(&str) -> String,
+    items: &[&SynthItem],
+    photos: &[Photo],
+    processing_question: bool,
 ) -> Vec<ConversationRecord> {
-    items
+    let subjects: BTreeMap<&str, &str> = photos
         .iter()
-        .map(|it| ConversationRecord {
-            id: format!("{}#caption", it.image),
-            image: Some(it.image.clone()),
-            conversations: vec![
-                Turn {
-                    from: "human".into(),
-                    value: format!("{IMAGE_TOKEN}\n{CAPTION_PROMPT}"),
-                },
-                Turn {
-                    from: "gpt".into(),
-                    value: caption(
-                        &subject(&it.source),
-                        it.distortion.map(|k| (k, it.strength)),
-                    ),
-                },
-            ],
-            gt_score: None,
+        .map(|p| (p.name.as_str(), p.subject.as_str()))
+        .collect();
+    let record = |it: &SynthItem, tag: &str, question: &str, answer: String| ConversationRecord {
+        id: format!("{}#{tag}", it.image),
+        image: Some(it.image.clone()),
+        conversations: vec![
+            Turn {
+                from: "human".into(),
+                value: format!("{IMAGE_TOKEN}\n{question}"),
+            },
+            Turn {
+                from: "gpt".into(),
+                value: answer,
+            },
+        ],
+        gt_score: None,
+    };
+    let done = |it: &SynthItem| it.distortion.map(|k| (k, it.strength));
+    let mut records: Vec<ConversationRecord> = items
+        .iter()
+        .map(|it| {
+            let subject = subjects
+                .get(it.source.as_str())
+                .copied()
+                .unwrap_or_default();
+            record(it, "caption", CAPTION_PROMPT, caption(subject, done(it)))
         })
-        .collect()
+        .collect();
+    if processing_question {
+        records.extend(items.iter().map(|it| {
+            record(
+                it,
+                "processing",
+                PROCESSING_PROMPT,
+                processing_answer(done(it)),
+            )
+        }));
+    }
+    records
 }
 
 /// The settings of a pre-alignment run.
@@ -350,16 +356,16 @@ pub fn processing_answer(distortion: Option<(DistortionKind, u8)>) -> String {
     }
 }
 
-/// Pre-aligns a randomly initialised miniature (seeded by `seed`) on the captions of `train_items` (images under
-/// `data`; the training photos only), in `out` (`out/init`: the random checkpoint; `out/train/final`: the
+/// Pre-aligns a randomly initialised miniature (seeded by `seed`) on the [`caption_records`] of `train_items`
+/// (images under `data`; the training photos only; subjects from `photos`), in `out` (`out/init`: the random checkpoint; `out/train/final`: the
 /// pre-aligned one). Everything trains; AdamW (0.9, 0.98, 1e-6), gradient clipping at 1, the mPLUG-Owl2 template.
 ///
 /// # Errors
 /// I/O and training errors.
 pub fn pretrain(
     data: &Path,
-    train_items: &[SynthItem],
-    subject: &dyn Fn(&str) -> String,
+    train_items: &[&SynthItem],
+    photos: &[Photo],
     seed: u64,
     settings: &PretrainSettings,
     out: &Path,
@@ -369,31 +375,11 @@ pub fn pretrain(
         path: out.to_owned(),
         source,
     })?;
-    let records = |items: &[&SynthItem]| -> Vec<ConversationRecord> {
-        let owned: Vec<SynthItem> = items.iter().map(|i| (*i).clone()).collect();
-        let mut recs = caption_records(&owned, subject);
-        if settings.processing_question {
-            recs.extend(owned.iter().map(|it| ConversationRecord {
-                id: format!("{}#processing", it.image),
-                image: Some(it.image.clone()),
-                conversations: vec![
-                    Turn {
-                        from: "human".into(),
-                        value: format!("{IMAGE_TOKEN}\n{PROCESSING_PROMPT}"),
-                    },
-                    Turn {
-                        from: "gpt".into(),
-                        value: processing_answer(it.distortion.map(|k| (k, it.strength))),
-                    },
-                ],
-                gt_score: None,
-            }));
-        }
-        recs
-    };
-    let all: Vec<&SynthItem> = train_items.iter().collect();
+    let records =
+        |items: &[&SynthItem]| caption_records(items, photos, settings.processing_question);
     let strong: Vec<&SynthItem> = train_items
         .iter()
+        .copied()
         .filter(|i| i.distortion.is_none() || i.strength >= 3)
         .collect();
     let write = |name: &str, recs: &[ConversationRecord]| -> Result<PathBuf> {
@@ -416,7 +402,7 @@ pub fn pretrain(
         ));
     }
     phases.push((
-        write("captions_train.json", &records(&all))?,
+        write("captions_train.json", &records(train_items))?,
         settings.steps - curriculum,
         "train",
     ));

@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use biqa_data::{DistortionKind, Split, SynthConfig, SynthItem, implied_level};
+use biqa_data::{DistortionKind, Split, SynthConfig, implied_level};
 use biqa_metrics::{Level, MosBinning};
 use biqa_model::{
     LoadOptions, Owl2, PipelineConfig, PipelineKind, PipelinePrompts, Scorer, ScoringPrompt,
@@ -393,10 +393,6 @@ pub fn run(config: &ReproduceConfig, progress: &mut dyn FnMut(&str)) -> Result<R
     std::fs::create_dir_all(out).map_err(io_err(out))?;
     let data = out.join("data");
     let photos = biqa_data::bundled_photos()?;
-    let subjects: BTreeMap<String, String> = photos
-        .iter()
-        .map(|p| (p.name.clone(), p.subject.clone()))
-        .collect();
     let synth_config = match &config.start {
         // A released model sees 448-px images: crops of 224 px (upscaled by its preprocessing, as the KADID-like
         // sets are).
@@ -414,12 +410,7 @@ pub fn run(config: &ReproduceConfig, progress: &mut dyn FnMut(&str)) -> Result<R
         data.display()
     ));
     let set = biqa_data::synth_with(&data, &photos, &synth_config, &mut |_, _| {})?;
-    let train_items: Vec<SynthItem> = set
-        .items
-        .iter()
-        .filter(|i| i.split == Split::Train)
-        .cloned()
-        .collect();
+    let train_items = set.items_in(Split::Train);
     let test_names: std::collections::HashSet<&str> = set
         .items
         .iter()
@@ -486,7 +477,7 @@ pub fn run(config: &ReproduceConfig, progress: &mut dyn FnMut(&str)) -> Result<R
                 let report = miniature::pretrain(
                     &data,
                     &train_items,
-                    &|s| subjects.get(s).cloned().unwrap_or_default(),
+                    &photos,
                     seed,
                     &settings,
                     &dir.join("pretrain"),

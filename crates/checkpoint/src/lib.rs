@@ -29,7 +29,9 @@ use burn::tensor::{DType, TensorData};
 
 pub use error::{CheckpointError, Result, TensorProblem};
 pub use weights::{FloatPolicy, Weights};
-pub use write::{DEFAULT_SHARD_BYTES, TensorEntry, write_f32_file, write_sharded};
+pub use write::{
+    DEFAULT_SHARD_BYTES, TensorEntry, write_f32_file, write_sharded, write_sharded_f32,
+};
 
 /// The on-disk format of a checkpoint's weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -97,6 +97,37 @@ pub fn write_f32_file(
     write_file(path, &path.display().to_string(), &datas)
 }
 
+/// Writes named f32 host tensors (name → (shape, row-major values)) through [`write_sharded`], as f32, handing
+/// each tensor's values over as its shard is written (so the map is consumed, not copied).
+///
+/// # Errors
+/// As [`write_sharded`].
+pub fn write_sharded_f32(
+    out_dir: &Path,
+    desc: &str,
+    mut tensors: std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    max_shard_bytes: u64,
+) -> Result<Vec<PathBuf>> {
+    let entries: Vec<TensorEntry> = tensors
+        .iter()
+        .map(|(name, (shape, _))| TensorEntry {
+            name: name.clone(),
+            shape: shape.clone(),
+            dtype: DType::F32,
+        })
+        .collect();
+    write_sharded(
+        out_dir,
+        desc,
+        &entries,
+        |name| {
+            let (shape, v) = tensors.remove(name).unwrap_or_default();
+            Ok(TensorData::new(v, shape))
+        },
+        max_shard_bytes,
+    )
+}
+
 /// The one sharded safetensors writer (`biqa convert`, the training export): the tensors of `entries`, read one
 /// shard at a time through `fetch`, into shards of at most `max_shard_bytes` each
 /// (`model-0000i-of-0000n.safetensors`) plus `model.safetensors.index.json` in `out_dir`; a single file

@@ -55,18 +55,12 @@ pub fn read_bytes(path: impl AsRef<std::path::Path>, limit: u64) -> std::io::Res
 /// # Errors
 /// I/O errors, invalid UTF-8, or a file longer than `limit`.
 pub fn read_text(path: impl AsRef<std::path::Path>, limit: u64) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(path)?
-        .take(limit.saturating_add(1))
-        .read_to_string(&mut text)?;
-    if text.len() as u64 > limit {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::FileTooLarge,
-            format!("longer than {limit} bytes (refused: not a configuration file)"),
-        ));
-    }
-    Ok(text)
+    String::from_utf8(read_bytes(path, limit)?).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text: {e}"),
+        )
+    })
 }
 
 #[cfg(test)]

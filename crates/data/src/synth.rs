@@ -367,6 +367,11 @@ pub struct SynthOutput {
 }
 
 impl SynthOutput {
+    /// The items of one split, in manifest order.
+    pub fn items_in(&self, split: Split) -> Vec<&SynthItem> {
+        self.items.iter().filter(|i| i.split == split).collect()
+    }
+
     /// The distortion × level counts of the generated set.
     pub fn count_table(&self) -> CountTable {
         CountTable::from_items(&self.items)

@@ -61,3 +61,15 @@ pub use tokenizer::{
     TokenizerSource, prompt_ids_i64,
 };
 pub use vlm::{Generated, LoadOptions, Owl2, Owl2Assets, ScoreResult, Scorer};
+
+/// The files of a checkpoint directory besides its weights (each optional): config, generation config,
+/// preprocessor, tokenizer files. Exports and copies of a checkpoint carry these over.
+pub const ASSET_FILES: [&str; 7] = [
+    "config.json",
+    "generation_config.json",
+    "preprocessor_config.json",
+    "special_tokens_map.json",
+    "tokenizer_config.json",
+    "tokenizer.model",
+    "tokenizer.json",
+];

@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use biqa_checkpoint::{Checkpoint, DEFAULT_SHARD_BYTES, TensorEntry, write_sharded};
+use biqa_checkpoint::{Checkpoint, DEFAULT_SHARD_BYTES, write_sharded_f32};
 use burn::module::{Module, ParamId};
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
@@ -229,34 +229,14 @@ pub fn export_model(
         }
     }
     drop(merged);
-    let entries: Vec<TensorEntry> = tensors
-        .iter()
-        .map(|(name, (shape, _))| TensorEntry {
-            name: name.clone(),
-            shape: shape.clone(),
-            dtype: DType::F32,
-        })
-        .collect();
-    write_sharded(
+    write_sharded_f32(
         tmp,
         &out.display().to_string(),
-        &entries,
-        |name| {
-            let (shape, v) = tensors.remove(name).unwrap_or_default();
-            Ok(TensorData::new(v, shape))
-        },
+        tensors,
         DEFAULT_SHARD_BYTES,
     )?;
     biqa_core::write_bytes_atomic(&tmp.join(PROMPTS_FILE), prompts.to_json().as_bytes())?;
-    for f in [
-        "config.json",
-        "generation_config.json",
-        "preprocessor_config.json",
-        "special_tokens_map.json",
-        "tokenizer_config.json",
-        "tokenizer.model",
-        "tokenizer.json",
-    ] {
+    for f in biqa_model::ASSET_FILES {
         let src = assets.dir.join(f);
         if src.is_file() {
             std::fs::copy(&src, tmp.join(f)).map_err(io(&src))?;
