@@ -14,20 +14,23 @@
 //! against the expected shape, and [`Weights::finish`] reports every missing, mis-shaped and unexpected tensor in
 //! one error.
 
+mod cast;
 mod error;
 mod pickle_guard;
+mod st;
 mod weights;
 mod write;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use burn::store::bridge;
 use burn::store::burn_pack::Tensor as PackTensor;
 use burn::store::pytorch_reader::PytorchReader;
-use burn::store::{ModuleStore, SafetensorsStore, bridge};
 use burn::tensor::{DType, TensorData};
 
 pub use error::{CheckpointError, Result, TensorProblem};
+pub use st::MAX_HEADER_BYTES;
 pub use weights::{FloatPolicy, Weights};
 pub use write::{
     DEFAULT_SHARD_BYTES, TensorEntry, write_f32_file, write_sharded, write_sharded_f32,
@@ -61,9 +64,19 @@ pub struct TensorInfo {
     pub file: PathBuf,
 }
 
+/// Where a tensor's bytes are.
+enum Body {
+    /// A safetensors byte range, read with one positioned read.
+    Range { start: u64, len: u64 },
+    /// A PyTorch tensor, read by burn's pickle reader.
+    Pack(PackTensor),
+}
+
 struct Stored {
     file: usize,
-    tensor: PackTensor,
+    dtype: DType,
+    shape: Vec<usize>,
+    body: Body,
 }
 
 /// An opened checkpoint: every tensor name with its shape and dtype, data read on demand.
@@ -104,8 +117,11 @@ fn format_of(path: &Path) -> Result<WeightFormat> {
     }
 }
 
-/// Reads the tensor table of one file (no tensor data yet).
-fn read_file_tensors(path: &Path, format: WeightFormat) -> Result<BTreeMap<String, PackTensor>> {
+/// Reads the tensor table of one file (no tensor data yet): `(name, dtype, shape, body)`.
+fn read_file_tensors(
+    path: &Path,
+    format: WeightFormat,
+) -> Result<Vec<(String, DType, Vec<usize>, Body)>> {
     if !path.is_file() {
         return Err(CheckpointError::Io {
             path: path.to_path_buf(),
@@ -114,14 +130,20 @@ fn read_file_tensors(path: &Path, format: WeightFormat) -> Result<BTreeMap<Strin
     }
     match format {
         WeightFormat::Safetensors => {
-            let mut store = SafetensorsStore::from_file(path);
-            let all = store
-                .get_all_tensors()
-                .map_err(|e| CheckpointError::Safetensors {
-                    path: path.to_path_buf(),
-                    reason: e.to_string(),
-                })?;
-            Ok(all.clone())
+            let entries = st::read_header(path).map_err(|reason| CheckpointError::Safetensors {
+                path: path.to_path_buf(),
+                reason,
+            })?;
+            Ok(entries
+                .into_iter()
+                .map(|(k, e)| {
+                    let body = Body::Range {
+                        start: e.start,
+                        len: e.len,
+                    };
+                    (k, e.dtype, e.shape, body)
+                })
+                .collect())
         }
         WeightFormat::Pytorch => {
             let err = |e: &dyn std::fmt::Display| CheckpointError::Pytorch {
@@ -129,7 +151,8 @@ fn read_file_tensors(path: &Path, format: WeightFormat) -> Result<BTreeMap<Strin
                 reason: e.to_string(),
             };
             // The guard reads the pickle's opcodes before anything else interprets it, and refuses every global
-            // but the tensor-rebuild ones (which is also all a value tree could name).
+            // but the tensor-rebuild ones (which is also all a value tree could name), and every tensor view
+            // that would materialise more elements than its storage window holds.
             let file = std::fs::File::open(path).map_err(|source| CheckpointError::Io {
                 path: path.to_path_buf(),
                 source,
@@ -142,7 +165,10 @@ fn read_file_tensors(path: &Path, format: WeightFormat) -> Result<BTreeMap<Strin
             Ok(reader
                 .into_tensors()
                 .into_iter()
-                .map(|(k, t)| (k, bridge::from_pytorch(t)))
+                .map(|(k, t)| {
+                    let t = bridge::from_pytorch(t);
+                    (k, t.dtype, t.shape.iter().copied().collect(), Body::Pack(t))
+                })
                 .collect())
         }
     }
@@ -180,7 +206,15 @@ impl Checkpoint {
             files: vec![path.to_path_buf()],
             tensors: tensors
                 .into_iter()
-                .map(|(k, tensor)| (k, Stored { file: 0, tensor }))
+                .map(|(k, dtype, shape, body)| {
+                    let stored = Stored {
+                        file: 0,
+                        dtype,
+                        shape,
+                        body,
+                    };
+                    (k, stored)
+                })
                 .collect(),
         })
     }
@@ -218,7 +252,7 @@ impl Checkpoint {
             let f = format_of(&file)?;
             format = Some(f);
             let idx = files.len();
-            for (name, tensor) in read_file_tensors(&file, f)? {
+            for (name, dtype, shape, body) in read_file_tensors(&file, f)? {
                 if let Some(prev) = tensors.get(&name) {
                     return Err(CheckpointError::Duplicate {
                         name,
@@ -226,7 +260,13 @@ impl Checkpoint {
                         second: file.clone(),
                     });
                 }
-                tensors.insert(name, Stored { file: idx, tensor });
+                let stored = Stored {
+                    file: idx,
+                    dtype,
+                    shape,
+                    body,
+                };
+                tensors.insert(name, stored);
             }
             files.push(file);
         }
@@ -295,10 +335,27 @@ impl Checkpoint {
     /// Shape, dtype and file of a tensor.
     pub fn info(&self, name: &str) -> Option<TensorInfo> {
         self.tensors.get(name).map(|s| TensorInfo {
-            shape: s.tensor.shape.iter().copied().collect(),
-            dtype: s.tensor.dtype,
+            shape: s.shape.clone(),
+            dtype: s.dtype,
             file: self.files[s.file].clone(),
         })
+    }
+
+    fn stored(&self, name: &str) -> Result<&Stored> {
+        self.tensors
+            .get(name)
+            .ok_or_else(|| CheckpointError::NotFound {
+                source_desc: self.desc.clone(),
+                name: name.to_string(),
+            })
+    }
+
+    fn data_error(&self, name: &str, reason: impl std::fmt::Display) -> CheckpointError {
+        CheckpointError::Data {
+            source_desc: self.desc.clone(),
+            name: name.to_string(),
+            reason: reason.to_string(),
+        }
     }
 
     /// Reads one tensor's data in its stored dtype.
@@ -306,18 +363,69 @@ impl Checkpoint {
     /// # Errors
     /// No such tensor, or its bytes cannot be read (e.g. a truncated file).
     pub fn data(&self, name: &str) -> Result<TensorData> {
-        let stored = self
-            .tensors
-            .get(name)
-            .ok_or_else(|| CheckpointError::NotFound {
-                source_desc: self.desc.clone(),
-                name: name.to_string(),
-            })?;
-        bridge::to_data(&stored.tensor).map_err(|e| CheckpointError::Data {
-            source_desc: self.desc.clone(),
-            name: name.to_string(),
-            reason: e.to_string(),
-        })
+        let stored = self.stored(name)?;
+        if cast::is_float(stored.dtype) {
+            return self.float_data(name, stored.dtype);
+        }
+        match &stored.body {
+            Body::Pack(t) => bridge::to_data(t).map_err(|e| self.data_error(name, e)),
+            Body::Range { start, len } => {
+                let mut bytes =
+                    vec![0u8; usize::try_from(*len).map_err(|e| self.data_error(name, e))?];
+                st::read_at(&self.files[stored.file], *start, &mut bytes)
+                    .map_err(|e| self.data_error(name, e))?;
+                Ok(TensorData::from_bytes_vec(
+                    bytes,
+                    stored.shape.clone(),
+                    stored.dtype,
+                ))
+            }
+        }
+    }
+
+    /// Reads one float tensor converted to the float dtype `dtype` (f32, bf16, f16 or f64): the stored bytes go
+    /// straight into the buffer that becomes the tensor when the dtypes agree (one positioned read for a
+    /// safetensors file), and through one conversion pass otherwise. Memory: the tensor in `dtype`, plus the
+    /// stored bytes while converting.
+    ///
+    /// # Errors
+    /// No such tensor, unreadable bytes, or a stored dtype that is not a float dtype.
+    pub fn float_data(&self, name: &str, dtype: DType) -> Result<TensorData> {
+        let stored = self.stored(name)?;
+        if !cast::is_float(stored.dtype) || !cast::is_float(dtype) {
+            return Err(self.data_error(
+                name,
+                format!("dtype {:?} is not a float dtype", stored.dtype),
+            ));
+        }
+        let n: usize = stored.shape.iter().product();
+        match &stored.body {
+            Body::Range { start, len } => {
+                let file = &self.files[stored.file];
+                if stored.dtype == dtype {
+                    let mut buf = cast::Buffer::zeros(dtype, n)
+                        .ok_or_else(|| self.data_error(name, "not a float dtype"))?;
+                    st::read_at(file, *start, buf.bytes_mut())
+                        .map_err(|e| self.data_error(name, e))?;
+                    Ok(buf.into_data(stored.shape.clone()))
+                } else {
+                    let mut bytes =
+                        vec![0u8; usize::try_from(*len).map_err(|e| self.data_error(name, e))?];
+                    st::read_at(file, *start, &mut bytes).map_err(|e| self.data_error(name, e))?;
+                    cast::convert(&bytes, stored.dtype, dtype, stored.shape.clone())
+                        .map_err(|e| self.data_error(name, e))
+                }
+            }
+            Body::Pack(t) => {
+                let data = bridge::to_data(t).map_err(|e| self.data_error(name, e))?;
+                if data.dtype() == dtype {
+                    Ok(data)
+                } else {
+                    cast::convert(data.as_bytes(), data.dtype(), dtype, stored.shape.clone())
+                        .map_err(|e| self.data_error(name, e))
+                }
+            }
+        }
     }
 
     /// Reads one float tensor converted to f32, row-major, with its shape.
@@ -325,22 +433,11 @@ impl Checkpoint {
     /// # Errors
     /// No such tensor, unreadable bytes, or a non-float dtype.
     pub fn f32(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
-        let data = self.data(name)?;
-        if !data.dtype().is_float() {
-            return Err(CheckpointError::Data {
-                source_desc: self.desc.clone(),
-                name: name.to_string(),
-                reason: format!("dtype {:?} is not a float dtype", data.dtype()),
-            });
-        }
+        let data = self.float_data(name, DType::F32)?;
         let shape = data.shape().iter().copied().collect();
         let values = data
-            .try_to_vec_as::<f32>()
-            .map_err(|e| CheckpointError::Data {
-                source_desc: self.desc.clone(),
-                name: name.to_string(),
-                reason: format!("{e:?}"),
-            })?;
+            .try_into_vec::<f32>()
+            .map_err(|e| self.data_error(name, format!("{e:?}")))?;
         Ok((values, shape))
     }
 }

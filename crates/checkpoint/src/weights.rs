@@ -7,7 +7,7 @@ use std::rc::Rc;
 use biqa_core::SplitMix64;
 use burn::module::Param;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::{Device, FloatDType, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use crate::{Checkpoint, CheckpointError, Result, TensorProblem};
 
@@ -59,8 +59,8 @@ struct Tracking {
 
 /// A tracking loader: models ask it for tensors by HF name and expected shape.
 ///
-/// A missing or mis-shaped tensor does not stop the build: a zero tensor of the expected shape stands in, the
-/// problem is recorded, and [`Weights::finish`] returns every problem at once, together with the checkpoint's
+/// A missing or mis-shaped tensor does not stop the build: a zero broadcast to the expected shape stands in (it
+/// allocates one element), the problem is recorded, and [`Weights::finish`] returns every problem at once, together with the checkpoint's
 /// tensors that nothing asked for (unless declared ignorable with [`Weights::ignore_unused`]).
 ///
 /// [`Weights::scope`] gives a view under a name prefix (`model.vision_model`): names asked of it are relative to
@@ -191,9 +191,19 @@ impl<'a> Weights<'a> {
         self.tracking.problems.borrow_mut().push(p);
     }
 
-    /// Reads `name` as f32 host data if it exists with shape `shape`; records a problem otherwise.
-    /// `None` with `required = false` and the tensor absent is not a problem.
-    fn host(&self, name: &str, shape: &[usize], required: bool) -> Option<Vec<f32>> {
+    /// The dtype parameters are created in.
+    pub fn dtype(&self) -> DType {
+        match self.policy {
+            FloatPolicy::F32 => DType::F32,
+            FloatPolicy::Bf16 => DType::BF16,
+            FloatPolicy::F16 => DType::F16,
+        }
+    }
+
+    /// Reads `name` in the policy's dtype if it exists with shape `shape`; records a problem otherwise.
+    /// `None` with `required = false` and the tensor absent is not a problem. Nothing of the expected shape is
+    /// allocated unless the checkpoint holds it.
+    fn fetch(&self, name: &str, shape: &[usize], required: bool) -> Option<TensorData> {
         let name = self.name(name);
         let name = name.as_str();
         let ckpt = match self.source {
@@ -203,12 +213,13 @@ impl<'a> Weights<'a> {
                     return None;
                 }
                 let n = shape.iter().product();
-                return Some(match shape {
+                let values = match shape {
                     _ if name.ends_with(".bias") => vec![0.0; n],
                     [_] => vec![1.0; n],
                     [_, fan_in] => normal_values(name, seed, n, (1.0 / *fan_in as f64).sqrt()),
                     _ => normal_values(name, seed, n, 0.02),
-                });
+                };
+                return Some(TensorData::new(values, shape.to_vec()));
             }
         };
         let Some(info) = ckpt.info(name) else {
@@ -236,8 +247,8 @@ impl<'a> Weights<'a> {
             });
             return None;
         }
-        match ckpt.f32(name) {
-            Ok((values, _)) => Some(values),
+        match ckpt.float_data(name, self.dtype()) {
+            Ok(data) => Some(data),
             Err(e) => {
                 self.problem(TensorProblem::Unreadable {
                     name: name.to_string(),
@@ -248,46 +259,41 @@ impl<'a> Weights<'a> {
         }
     }
 
-    /// Makes a device tensor in the policy's dtype from f32 host data.
+    /// A device tensor in the policy's dtype from host data of any float dtype (converted on the way if needed).
+    fn device_tensor<const D: usize>(&self, data: TensorData) -> Tensor<D> {
+        Tensor::<D>::from_data(data, (&self.device, self.dtype()))
+    }
+
+    /// The stand-in for a tensor that could not be loaded (the build's problem is recorded and
+    /// [`Weights::finish`] fails): one zero broadcast to `shape`, so that a configuration whose sizes the
+    /// checkpoint does not hold (7B widths over a tiny file) allocates nothing of those sizes.
+    fn stand_in<const D: usize>(&self, shape: [usize; D]) -> Tensor<D> {
+        Tensor::<D>::zeros([1; D], (&self.device, self.dtype())).expand(shape)
+    }
+
+    /// Makes a device tensor in the policy's dtype from f32 host data (computed tables).
     pub fn from_host<const D: usize>(&self, values: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
-        let t = Tensor::<D>::from_data(TensorData::new(values, shape), &self.device);
-        match self.policy {
-            FloatPolicy::F32 => t,
-            FloatPolicy::Bf16 => t.cast(FloatDType::BF16),
-            FloatPolicy::F16 => t.cast(FloatDType::F16),
-        }
+        self.device_tensor(TensorData::new(values, shape))
     }
 
     /// The tensor `name`, which must have shape `shape`.
     pub fn tensor<const D: usize>(&self, name: &str, shape: [usize; D]) -> Tensor<D> {
-        let values = self
-            .host(name, &shape, true)
-            .unwrap_or_else(|| vec![0.0; shape.iter().product()]);
-        self.from_host(values, shape)
+        match self.fetch(name, &shape, true) {
+            Some(data) => self.device_tensor(data),
+            None => self.stand_in(shape),
+        }
     }
 
     /// The tensor `name` if the checkpoint has it (a present tensor of another shape is a problem).
     pub fn optional<const D: usize>(&self, name: &str, shape: [usize; D]) -> Option<Tensor<D>> {
-        self.host(name, &shape, false)
-            .map(|v| self.from_host(v, shape))
+        self.fetch(name, &shape, false)
+            .map(|d| self.device_tensor(d))
     }
 
-    /// The f32 host data of `name` (shape `shape`), for weights that are rearranged before use.
-    pub fn host_f32(&self, name: &str, shape: &[usize]) -> Vec<f32> {
-        self.host(name, shape, true)
-            .unwrap_or_else(|| vec![0.0; shape.iter().product()])
-    }
-
-    /// A `[d_in, d_out]` burn weight from the PyTorch `[d_out, d_in]` tensor `name` (transposed on the host).
+    /// A `[d_in, d_out]` burn weight from the PyTorch `[d_out, d_in]` tensor `name`: the stored tensor, transposed
+    /// as a view (no copy; the GEMMs read either layout).
     pub fn linear_weight(&self, name: &str, d_in: usize, d_out: usize) -> Tensor<2> {
-        let w = self.host_f32(name, &[d_out, d_in]);
-        let mut t = vec![0.0f32; w.len()];
-        for o in 0..d_out {
-            for i in 0..d_in {
-                t[i * d_out + o] = w[o * d_in + i];
-            }
-        }
-        self.from_host(t, [d_in, d_out])
+        self.tensor(name, [d_out, d_in]).transpose()
     }
 
     /// A `Linear` from `{prefix}.weight` `[d_out, d_in]` and, with `bias`, `{prefix}.bias` `[d_out]`.

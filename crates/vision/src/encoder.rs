@@ -101,20 +101,17 @@ impl VisionModel {
         let s = c.seq_len();
         let eps = c.layer_norm_eps;
         // Conv kernel [D, C, p, p] → [C·p·p, D] so that unfolded patches [.., C·p·p] multiply it.
-        let k = weights.host_f32("embeddings.patch_embed.weight", &[d, ch, p, p]);
         let cpp = ch * p * p;
-        let mut kt = vec![0.0f32; k.len()];
-        for o in 0..d {
-            for i in 0..cpp {
-                kt[i * d + o] = k[o * cpp + i];
-            }
-        }
+        let kt = weights
+            .tensor("embeddings.patch_embed.weight", [d, ch, p, p])
+            .reshape([d, cpp])
+            .transpose();
         let embeddings = VisionEmbeddings {
             cls_token: Param::from_tensor(weights.tensor("embeddings.cls_token", [1, 1, d])),
             position_embedding: Param::from_tensor(
                 weights.tensor("embeddings.position_embedding", [1, s, d]),
             ),
-            patch_embed: Param::from_tensor(weights.from_host(kt, [cpp, d])),
+            patch_embed: Param::from_tensor(kt),
             pre_layernorm: weights.layer_norm("embeddings.pre_layernorm", d, eps),
         };
         let layers = (0..c.num_layers)
