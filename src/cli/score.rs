@@ -28,6 +28,10 @@ pub struct Args {
     /// `{"image", "error"}` for an image that could not be scored.
     #[arg(long)]
     pub json: bool,
+    /// Print where the time went to stderr, as one JSON object: `load_s` (config, tokenizer and weights),
+    /// `batches` (`{"images", "s"}` per forward batch, preprocessing included) and `total_s`.
+    #[arg(long)]
+    pub timings: bool,
 }
 
 /// Scoring went past images it could not score; each has its error in the output.
@@ -48,7 +52,9 @@ pub struct SomeImagesFailed {
 pub fn run(args: Args, rt: &Runtime) -> Result<()> {
     // The scorer preprocesses as its prompt's released code does (`ScoringPrompt::resize_mode`: Q-Instruct
     // center-crops, Q-Align keeps the checkpoint's padding).
+    let start = std::time::Instant::now();
     let m = rt.load(&args.model)?;
+    let load_s = start.elapsed().as_secs_f64();
     let scorer = Scorer::new(m.tokenizer(), args.prompt, None)?;
     let images = &args.images;
     let bar = Progress::items_if(
@@ -56,8 +62,26 @@ pub fn run(args: Args, rt: &Runtime) -> Result<()> {
         images.len(),
         "images",
     );
-    let results = m.score_paths_each(images, &scorer, args.batch_size, |done| bar.set(done))?;
+    let mut marks = vec![(0, std::time::Instant::now())];
+    let results = m.score_paths_each(images, &scorer, args.batch_size, |done| {
+        marks.push((done, std::time::Instant::now()));
+        bar.set(done);
+    })?;
     bar.finish();
+    if args.timings {
+        let batches: Vec<serde_json::Value> = marks
+            .windows(2)
+            .map(|w| {
+                let s = w[1].1.duration_since(w[0].1).as_secs_f64();
+                serde_json::json!({"images": w[1].0 - w[0].0, "s": s})
+            })
+            .collect();
+        let total_s = start.elapsed().as_secs_f64();
+        eprintln!(
+            "{}",
+            serde_json::json!({"load_s": load_s, "batches": batches, "total_s": total_s})
+        );
+    }
     if args.json {
         let rows: Vec<ScoreRow> = images
             .iter()

@@ -16,6 +16,7 @@
 
 mod cast;
 mod error;
+mod map;
 mod pickle_guard;
 mod st;
 mod weights;
@@ -31,7 +32,7 @@ use burn::tensor::{DType, TensorData};
 
 pub use error::{CheckpointError, Result, TensorProblem};
 pub use st::MAX_HEADER_BYTES;
-pub use weights::{FloatPolicy, Weights};
+pub use weights::{FloatPolicy, Weights, random_values};
 pub use write::{
     DEFAULT_SHARD_BYTES, TensorEntry, write_f32_file, write_sharded, write_sharded_f32,
 };
@@ -85,6 +86,8 @@ pub struct Checkpoint {
     format: WeightFormat,
     files: Vec<PathBuf>,
     tensors: BTreeMap<String, Stored>,
+    /// Each safetensors file mapped on first use (`None` where mapping failed: reads then go through `read`).
+    maps: Vec<std::sync::OnceLock<Option<bytes::Bytes>>>,
 }
 
 impl std::fmt::Debug for Checkpoint {
@@ -117,11 +120,11 @@ fn format_of(path: &Path) -> Result<WeightFormat> {
     }
 }
 
-/// Reads the tensor table of one file (no tensor data yet): `(name, dtype, shape, body)`.
-fn read_file_tensors(
-    path: &Path,
-    format: WeightFormat,
-) -> Result<Vec<(String, DType, Vec<usize>, Body)>> {
+/// One entry of a file's tensor table: `(name, dtype, shape, body)`.
+type TableEntry = (String, DType, Vec<usize>, Body);
+
+/// Reads the tensor table of one file (no tensor data yet).
+fn read_file_tensors(path: &Path, format: WeightFormat) -> Result<Vec<TableEntry>> {
     if !path.is_file() {
         return Err(CheckpointError::Io {
             path: path.to_path_buf(),
@@ -204,6 +207,7 @@ impl Checkpoint {
             desc: path.display().to_string(),
             format,
             files: vec![path.to_path_buf()],
+            maps: vec![std::sync::OnceLock::new()],
             tensors: tensors
                 .into_iter()
                 .map(|(k, dtype, shape, body)| {
@@ -292,6 +296,7 @@ impl Checkpoint {
         Ok(Self {
             desc: index.parent().unwrap_or(index).display().to_string(),
             format: format.unwrap_or(WeightFormat::Safetensors),
+            maps: files.iter().map(|_| std::sync::OnceLock::new()).collect(),
             files,
             tensors,
         })
@@ -383,14 +388,27 @@ impl Checkpoint {
         }
     }
 
-    /// Reads one float tensor converted to the float dtype `dtype` (f32, bf16, f16 or f64): the stored bytes go
-    /// straight into the buffer that becomes the tensor when the dtypes agree (one positioned read for a
-    /// safetensors file), and through one conversion pass otherwise. Memory: the tensor in `dtype`, plus the
-    /// stored bytes while converting.
+    /// Reads one float tensor converted to the float dtype `dtype` (f32, bf16, f16 or f64). A safetensors tensor
+    /// stored in `dtype` is not copied at all: the tensor views the memory-mapped file. Otherwise the stored
+    /// bytes go through one conversion pass into a new buffer. Memory: at most the tensor in `dtype`.
     ///
     /// # Errors
     /// No such tensor, unreadable bytes, or a stored dtype that is not a float dtype.
     pub fn float_data(&self, name: &str, dtype: DType) -> Result<TensorData> {
+        self.read_float(name, dtype, false)
+    }
+
+    /// Reads a 2-D float tensor `[rows, cols]` transposed to `[cols, rows]` (contiguous) and converted to
+    /// `dtype`, in one cache-blocked pass from the stored bytes: PyTorch's `[out, in]` linear weights as burn's
+    /// `[in, out]`, which the GEMMs read fastest.
+    ///
+    /// # Errors
+    /// As [`Checkpoint::float_data`], and a tensor that is not 2-D.
+    pub fn float_data_transposed(&self, name: &str, dtype: DType) -> Result<TensorData> {
+        self.read_float(name, dtype, true)
+    }
+
+    fn read_float(&self, name: &str, dtype: DType, transpose: bool) -> Result<TensorData> {
         let stored = self.stored(name)?;
         if !cast::is_float(stored.dtype) || !cast::is_float(dtype) {
             return Err(self.data_error(
@@ -398,32 +416,94 @@ impl Checkpoint {
                 format!("dtype {:?} is not a float dtype", stored.dtype),
             ));
         }
-        let n: usize = stored.shape.iter().product();
+        if transpose && stored.shape.len() != 2 {
+            return Err(self.data_error(name, format!("shape {:?} is not a matrix", stored.shape)));
+        }
+        let same = stored.dtype == dtype && !transpose;
         match &stored.body {
             Body::Range { start, len } => {
-                let file = &self.files[stored.file];
-                if stored.dtype == dtype {
-                    let mut buf = cast::Buffer::zeros(dtype, n)
-                        .ok_or_else(|| self.data_error(name, "not a float dtype"))?;
-                    st::read_at(file, *start, buf.bytes_mut())
-                        .map_err(|e| self.data_error(name, e))?;
-                    Ok(buf.into_data(stored.shape.clone()))
-                } else {
-                    let mut bytes =
-                        vec![0u8; usize::try_from(*len).map_err(|e| self.data_error(name, e))?];
-                    st::read_at(file, *start, &mut bytes).map_err(|e| self.data_error(name, e))?;
-                    cast::convert(&bytes, stored.dtype, dtype, stored.shape.clone())
-                        .map_err(|e| self.data_error(name, e))
+                let path = &self.files[stored.file];
+                let (start, len) = usize::try_from(*start)
+                    .ok()
+                    .zip(usize::try_from(*len).ok())
+                    .ok_or_else(|| {
+                        self.data_error(name, "byte range beyond this platform's usize")
+                    })?;
+                if same
+                    && cfg!(target_endian = "little")
+                    && let Some(map) = self.map(stored.file)
+                {
+                    if start + len > map.len() {
+                        return Err(self.data_error(
+                            name,
+                            "the file is shorter than when it was opened (changed on disk?)",
+                        ));
+                    }
+                    if (map.as_ptr() as usize + start).is_multiple_of(dtype.size()) {
+                        // Zero-copy: the tensor views the mapped file.
+                        let bytes = map::view(map, start, len);
+                        return Ok(TensorData::from_bytes(bytes, stored.shape.clone(), dtype));
+                    }
                 }
+                let file = std::fs::File::open(path).map_err(|e| self.data_error(name, e))?;
+                let read = |off: usize, buf: &mut [u8]| {
+                    st::read_exact_at(&file, (start + off) as u64, buf)
+                };
+                self.streamed(name, stored.dtype, dtype, &stored.shape, transpose, &read)
             }
             Body::Pack(t) => {
                 let data = bridge::to_data(t).map_err(|e| self.data_error(name, e))?;
-                if data.dtype() == dtype {
-                    Ok(data)
-                } else {
-                    cast::convert(data.as_bytes(), data.dtype(), dtype, stored.shape.clone())
-                        .map_err(|e| self.data_error(name, e))
+                if same {
+                    return Ok(data);
                 }
+                let read = cast::from_memory(data.as_bytes());
+                self.streamed(name, data.dtype(), dtype, &stored.shape, transpose, &read)
+            }
+        }
+    }
+
+    /// The mapped file `file` (mapped on first use), or `None` for a PyTorch file or where mapping failed.
+    fn map(&self, file: usize) -> Option<&bytes::Bytes> {
+        if self.format != WeightFormat::Safetensors {
+            return None;
+        }
+        self.maps[file]
+            .get_or_init(|| map::map_file(&self.files[file]).ok())
+            .as_ref()
+    }
+
+    /// A stored tensor (float dtype `from`, shape `shape`, bytes from `read`) converted to `to` — and
+    /// transposed, for a matrix, with `transpose` — into a new buffer: an anonymous huge-page map when large.
+    fn streamed(
+        &self,
+        name: &str,
+        from: DType,
+        to: DType,
+        shape: &[usize],
+        transpose: bool,
+        read: &cast::ReadAt<'_>,
+    ) -> Result<TensorData> {
+        let n: usize = shape.iter().product();
+        let out_shape = if transpose {
+            vec![shape[1], shape[0]]
+        } else {
+            shape.to_vec()
+        };
+        let fill = |dst: &mut [u8]| {
+            cast::stream_into(from, to, shape, transpose, read, dst)
+                .map_err(|e| self.data_error(name, e))
+        };
+        match map::anon(n * to.size()).map_err(|e| self.data_error(name, e))? {
+            Some(mut m) => {
+                fill(&mut m)?;
+                let bytes = map::anon_bytes(m).map_err(|e| self.data_error(name, e))?;
+                Ok(TensorData::from_bytes(bytes, out_shape, to))
+            }
+            None => {
+                let mut buf = cast::Buffer::zeros(to, n)
+                    .ok_or_else(|| self.data_error(name, "not a float dtype"))?;
+                fill(buf.bytes_mut())?;
+                Ok(buf.into_native_data(out_shape))
             }
         }
     }

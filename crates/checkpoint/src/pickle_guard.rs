@@ -5,11 +5,19 @@
 //! the guard makes the documented guarantee true: only tensor-rebuild globals get through, and so `biqa convert`
 //! cannot launder a hostile checkpoint into a clean-looking safetensors file.
 //!
-//! The scanner simulates the pickle machine's stack only as far as it must to know `STACK_GLOBAL`'s operands
-//! (strings, marks, anything else); extension-registry opcodes (`EXT1/2/4`, which name globals indirectly) are
-//! refused, and so is anything malformed (an unknown opcode, a stack underflow, a missing memo entry).
+//! The scanner simulates the pickle machine's stack only as far as it must to know `STACK_GLOBAL`'s operands and
+//! the arguments of the tensor-rebuild calls (strings, integers, tuples, globals, marks, anything else);
+//! extension-registry opcodes (`EXT1/2/4`, which name globals indirectly) are refused, and so is anything
+//! malformed (an unknown opcode, a stack underflow, a missing memo entry).
+//!
+//! It also bounds memory by what the file holds: a `_rebuild_tensor*(storage, offset, size, stride, …)` view
+//! whose element count exceeds the storage window its strides span (stride 0, overlapping strides: a 548-byte
+//! file whose tensors claimed huge strides made `convert` write 1.6 GB) is refused. A view that passes
+//! materialises at most the elements of the window, which the reader checks against the bytes the storage
+//! really has before it allocates.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 /// Whether a weight pickle may name `module.name`: PyTorch's tensor and parameter rebuild functions, its storage
 /// and size types, and `collections.OrderedDict`.
@@ -25,8 +33,96 @@ pub(crate) fn allowed_global(module: &str, name: &str) -> bool {
 #[derive(Clone)]
 enum Item {
     Str(String),
+    Int(i64),
+    /// Shared, so that memo copies of nested tuples cost nothing (a pickle cannot grow the scan exponentially).
+    Tuple(Rc<Vec<Item>>),
+    /// A global that passed [`allowed_global`], as `module.name`.
+    Global(Rc<str>),
     Mark,
     Other,
+}
+
+fn tuple(items: Vec<Item>) -> Item {
+    Item::Tuple(Rc::new(items))
+}
+
+/// The dimensions of a `size` or `stride` tuple: non-negative integers.
+fn dims(item: &Item, what: &str) -> Result<Vec<u64>, String> {
+    let Item::Tuple(items) = item else {
+        return refuse(format!("a tensor {what} that is not a tuple"));
+    };
+    items
+        .iter()
+        .map(|i| match i {
+            Item::Int(v) => {
+                u64::try_from(*v).map_err(|_| format!("a negative tensor {what} ({v})"))
+            }
+            _ => refuse(format!("a tensor {what} that is not a tuple of integers")),
+        })
+        .collect()
+}
+
+/// A tensor view may not hold more elements than the storage window its strides span.
+fn check_view(args: &Item) -> Result<(), String> {
+    let Item::Tuple(args) = args else {
+        return refuse("tensor-rebuild arguments that are not a tuple");
+    };
+    if args.len() < 4 {
+        return refuse("tensor-rebuild arguments without size and stride");
+    }
+    let size = dims(&args[2], "size")?;
+    let stride = dims(&args[3], "stride")?;
+    if size.len() != stride.len() {
+        return refuse(format!(
+            "a tensor of size {size:?} with stride {stride:?} (different ranks)"
+        ));
+    }
+    let overflow = || format!("a tensor of size {size:?} and stride {stride:?} overflows");
+    let numel = size
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .ok_or_else(overflow)?;
+    if numel == 0 {
+        return Ok(());
+    }
+    let span = size
+        .iter()
+        .zip(&stride)
+        .try_fold(1u64, |a, (&d, &st)| {
+            (d - 1).checked_mul(st).and_then(|x| a.checked_add(x))
+        })
+        .ok_or_else(overflow)?;
+    if numel > span {
+        return refuse(format!(
+            "a tensor of size {size:?} with stride {stride:?} would materialise {numel} elements from a storage \
+             window of {span}: broadcast or overlapping views are refused (memory is bounded by the file)"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `global` is one of the tensor-rebuild functions whose arguments are `(storage, offset, size, stride, …)`.
+fn rebuilds_view(global: &str) -> bool {
+    matches!(
+        global,
+        "torch._utils._rebuild_tensor"
+            | "torch._utils._rebuild_tensor_v2"
+            | "torch._utils._rebuild_tensor_v3"
+    )
+}
+
+/// An integer pickled as little-endian two's complement bytes (`LONG1` / `LONG4`), if it fits an i64.
+fn long(bytes: &[u8]) -> Item {
+    if bytes.is_empty() {
+        return Item::Int(0);
+    }
+    if bytes.len() > 8 {
+        return Item::Other;
+    }
+    let negative = bytes[bytes.len() - 1] & 0x80 != 0;
+    let mut buf = [if negative { 0xff } else { 0 }; 8];
+    buf[..bytes.len()].copy_from_slice(bytes);
+    Item::Int(i64::from_le_bytes(buf))
 }
 
 fn refuse<T>(why: impl Into<String>) -> Result<T, String> {
@@ -130,33 +226,43 @@ pub(crate) fn scan(bytes: &[u8], start: usize) -> Result<usize, String> {
                 stack.push(Item::Str(s));
             }
             // Other values with fixed or counted arguments.
-            b'N' | 0x88 | 0x89 | b'}' | b']' | b')' | 0x8f | 0x97 => stack.push(Item::Other),
+            b'N' | 0x88 | 0x89 | b'}' | b']' | 0x8f | 0x97 => stack.push(Item::Other),
+            b')' => stack.push(tuple(Vec::new())),
             b'K' => {
-                r.take(1)?;
-                stack.push(Item::Other);
+                let v = r.uint(1)?;
+                stack.push(Item::Int(v as i64));
             }
             b'M' => {
-                r.take(2)?;
-                stack.push(Item::Other);
+                let v = r.uint(2)?;
+                stack.push(Item::Int(v as i64));
             }
             b'J' => {
-                r.take(4)?;
-                stack.push(Item::Other);
+                let v = r.uint(4)? as u32 as i32;
+                stack.push(Item::Int(i64::from(v)));
             }
             b'G' => {
                 r.take(8)?;
                 stack.push(Item::Other);
             }
-            0x8a | 0x8b | b'C' | b'B' | 0x8e | 0x96 => {
+            0x8a | 0x8b => {
+                let n = if op == 0x8a { r.len(1)? } else { r.len(4)? };
+                let bytes = r.take(n)?;
+                stack.push(long(bytes));
+            }
+            b'C' | b'B' | 0x8e | 0x96 => {
                 let n = match op {
-                    0x8a | b'C' => r.len(1)?,
-                    0x8b | b'B' => r.len(4)?,
+                    b'C' => r.len(1)?,
+                    b'B' => r.len(4)?,
                     _ => r.len(8)?,
                 };
                 r.take(n)?;
                 stack.push(Item::Other);
             }
-            b'I' | b'L' | b'F' => {
+            b'I' | b'L' => {
+                let text = r.line()?.trim_end_matches('L');
+                stack.push(text.parse().map_or(Item::Other, Item::Int));
+            }
+            b'F' => {
                 r.line()?;
                 stack.push(Item::Other);
             }
@@ -169,7 +275,7 @@ pub(crate) fn scan(bytes: &[u8], start: usize) -> Result<usize, String> {
                 let module = r.line()?.to_string();
                 let name = r.line()?;
                 check(&module, name)?;
-                stack.push(Item::Other);
+                stack.push(Item::Global(format!("{module}.{name}").into()));
             }
             b'i' => {
                 let module = r.line()?.to_string();
@@ -181,10 +287,12 @@ pub(crate) fn scan(bytes: &[u8], start: usize) -> Result<usize, String> {
             0x93 => {
                 let items = pop(&mut stack, 2)?;
                 match (&items[0], &items[1]) {
-                    (Item::Str(m), Item::Str(n)) => check(m, n)?,
+                    (Item::Str(m), Item::Str(n)) => {
+                        check(m, n)?;
+                        stack.push(Item::Global(format!("{m}.{n}").into()));
+                    }
                     _ => return refuse("STACK_GLOBAL on values that are not plain strings"),
                 }
-                stack.push(Item::Other);
             }
             0x82..=0x84 => {
                 return refuse("an extension-registry opcode (EXT1/2/4) names a global indirectly");
@@ -219,13 +327,17 @@ pub(crate) fn scan(bytes: &[u8], start: usize) -> Result<usize, String> {
                 let top = stack.last().cloned().ok_or("DUP on an empty stack")?;
                 stack.push(top);
             }
-            b't' | b'l' | b'd' | 0x91 | b'o' => {
+            b't' => {
+                let items = pop_mark(&mut stack)?;
+                stack.push(tuple(items));
+            }
+            b'l' | b'd' | 0x91 | b'o' => {
                 pop_mark(&mut stack)?;
                 stack.push(Item::Other);
             }
             0x85..=0x87 => {
-                pop(&mut stack, usize::from(op - 0x84))?;
-                stack.push(Item::Other);
+                let items = pop(&mut stack, usize::from(op - 0x84))?;
+                stack.push(tuple(items));
             }
             b'a' | b'b' => {
                 pop(&mut stack, 1)?;
@@ -233,7 +345,16 @@ pub(crate) fn scan(bytes: &[u8], start: usize) -> Result<usize, String> {
             b's' => {
                 pop(&mut stack, 2)?;
             }
-            b'R' | 0x81 => {
+            b'R' => {
+                let items = pop(&mut stack, 2)?;
+                if let Item::Global(g) = &items[0]
+                    && rebuilds_view(g)
+                {
+                    check_view(&items[1])?;
+                }
+                stack.push(Item::Other);
+            }
+            0x81 => {
                 pop(&mut stack, 2)?;
                 stack.push(Item::Other);
             }
@@ -335,6 +456,40 @@ mod tests {
         assert!(e.contains("posix.system"), "{e}");
         // A computed operand is refused.
         assert!(scan(&p(b"N\x8c\x04eval\x93"), 0).is_err());
+    }
+
+    /// `_rebuild_tensor_v2((storage), offset, size, stride, False, OrderedDict())` with the given tuples.
+    fn rebuild(size: &[u8], stride: &[u8]) -> Vec<u8> {
+        let mut ops = b"ctorch._utils\n_rebuild_tensor_v2\n(NK\x00".to_vec();
+        ops.extend_from_slice(size);
+        ops.extend_from_slice(stride);
+        ops.extend_from_slice(b"\x89ccollections\nOrderedDict\n)Rtq\x00R");
+        p(&ops)
+    }
+
+    #[test]
+    fn tensor_views_larger_than_their_storage_window_are_refused() {
+        // Contiguous [2, 3] (stride (3, 1)), a transposed view, and an empty tensor pass.
+        assert!(scan(&rebuild(b"K\x02K\x03\x86", b"K\x03K\x01\x86"), 0).is_ok());
+        assert!(scan(&rebuild(b"K\x02K\x03\x86", b"K\x01K\x02\x86"), 0).is_ok());
+        assert!(scan(&rebuild(b"K\x00K\x03\x86", b"K\x00K\x00\x86"), 0).is_ok());
+        // A broadcast (stride 0) of 2^32 elements from one, and huge overlapping strides, are refused.
+        let e = scan(
+            &rebuild(b"J\x00\x00\x01\x00J\x00\x00\x01\x00\x86", b"K\x00K\x00\x86"),
+            0,
+        )
+        .unwrap_err();
+        assert!(e.contains("materialise"), "{e}");
+        assert!(scan(&rebuild(b"K\x10\x85", b"K\x00\x85"), 0).is_err());
+        // Size and stride through the memo, as torch writes them with BINPUT / BINGET.
+        let ops = b"K\x02K\x02\x86q\x01K\x00K\x00\x86q\x02ctorch._utils\n_rebuild_tensor_v2\n(NK\x00h\x01h\x02\x89tR";
+        assert!(scan(&p(ops), 0).is_err());
+        // Rank mismatch, negative and non-integer sizes.
+        assert!(scan(&rebuild(b"K\x02\x85", b"K\x01K\x01\x86"), 0).is_err());
+        assert!(scan(&rebuild(b"J\xff\xff\xff\xff\x85", b"K\x01\x85"), 0).is_err());
+        assert!(scan(&rebuild(b"N\x85", b"K\x01\x85"), 0).is_err());
+        // A LONG1 size.
+        assert!(scan(&rebuild(b"\x8a\x02\x00\x01\x85", b"K\x00\x85"), 0).is_err());
     }
 
     #[test]

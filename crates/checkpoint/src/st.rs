@@ -120,6 +120,27 @@ pub(crate) fn read_header(path: &Path) -> Result<BTreeMap<String, Entry>, String
     Ok(out)
 }
 
+/// Reads `dst.len()` bytes at `offset` of `file` without moving a cursor (several threads read one file).
+pub(crate) fn read_exact_at(file: &File, offset: u64, dst: &mut [u8]) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, dst, offset)
+    }
+    #[cfg(windows)]
+    {
+        let (mut done, mut dst) = (0u64, dst);
+        while !dst.is_empty() {
+            let n = std::os::windows::fs::FileExt::seek_read(file, dst, offset + done)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            done += n as u64;
+            dst = &mut dst[n..];
+        }
+        Ok(())
+    }
+}
+
 /// Reads `dst.len()` bytes at `offset` of `path`.
 pub(crate) fn read_at(path: &Path, offset: u64, dst: &mut [u8]) -> std::io::Result<()> {
     let mut file = File::open(path)?;

@@ -272,3 +272,19 @@ fn scoped_weights_load_and_report_alone() -> Result<()> {
     root.finish()?;
     Ok(())
 }
+
+/// Issue #16: a 548-byte `.bin` whose 28-byte storage is viewed as 20000 × 20000 (strides 0) made `convert` write
+/// 1.6 GB. A view larger than its storage window, or reaching past its storage, is refused when the file is opened,
+/// naming the file and the tensor.
+#[test]
+fn views_larger_than_their_storage_are_refused_at_open() {
+    for (file, says) in [
+        ("huge_view.bin", "400000000"),
+        ("short_storage.bin", "storage"),
+    ] {
+        let err = Checkpoint::open(fixtures().join("checkpoint-cases").join(file)).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(file), "{msg}");
+        assert!(msg.contains(says), "{file}: {msg}");
+    }
+}

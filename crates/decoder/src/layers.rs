@@ -125,8 +125,8 @@ impl Projection {
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let bias = self.bias.as_ref().map(Param::val);
         match &self.lora {
-            None => linear(x, self.weight.val(), bias),
-            Some(l) => linear(x.clone(), self.weight.val(), bias) + l.forward(x),
+            None => biqa_kernels::linear(x, self.weight.val(), bias),
+            Some(l) => biqa_kernels::linear(x.clone(), self.weight.val(), bias) + l.forward(x),
         }
     }
 

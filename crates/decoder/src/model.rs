@@ -332,7 +332,7 @@ impl Llama {
     /// The head alone: `normed` `[B, L, H]` (already final-normed) → logits `[B, L, V]`.
     pub fn head(&self, normed: Tensor<3>) -> Tensor<3> {
         match &self.lm_head {
-            Some(lin) => lin.forward(normed),
+            Some(lin) => biqa_kernels::linear_module(lin, normed),
             None => {
                 let [b, l, h] = normed.dims();
                 let w = self.embed_tokens.val(); // [V, H]

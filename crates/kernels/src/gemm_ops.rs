@@ -290,3 +290,139 @@ pub(crate) fn attention(
     let probs = want_probs.then(|| host_tensor(probs, &[b, heads, lq, lk]));
     Some((ctx, probs))
 }
+
+/// The flex primitive of a plain bf16 tensor outside autodiff.
+fn into_flex_bf16<const D: usize>(x: &Tensor<D>) -> Option<FlexTensor> {
+    if x.dtype() != DType::BF16 || x.is_autodiff() {
+        return None;
+    }
+    x.clone().try_into_primitive::<Flex>().ok()
+}
+
+/// The elements of a row-major contiguous bf16 tensor.
+fn bf16_elems(t: &FlexTensor) -> Option<&[half::bf16]> {
+    let (start, end) = t.layout().contiguous_offsets()?;
+    t.storage::<half::bf16>().get(start..end)
+}
+
+/// Rows of `x` at or below which [`linear_bf16`] streams the weights once through a fused widen-multiply-add
+/// (decoding); above, blocks of weight rows are widened into an f32 scratch for the GEMM.
+const STREAM_MAX_ROWS: usize = 8;
+/// Output columns per task of the streaming path.
+const STREAM_COLS: usize = 512;
+
+/// `x · W + b` for flex bf16 tensors (`x` `[.., K]`, `W` `[K, N]` contiguous, `b` `[N]`): the weights are read in
+/// bf16 once per call — half the bytes of f32, which is what decoding is bound by — widened to f32 on the fly,
+/// products accumulated in f32 as PyTorch's CPU bf16 linear does, and the output rounded to bf16 once. burn-flex
+/// would instead widen the whole weight matrix into a fresh f32 copy on every call. `None` when a tensor is not a
+/// plain flex bf16 one.
+pub(crate) fn linear_bf16<const D: usize>(
+    x: &Tensor<D>,
+    weight: &Tensor<2>,
+    bias: Option<&Tensor<1>>,
+) -> Option<Tensor<D>> {
+    use rayon::prelude::*;
+    let [k, n] = weight.dims();
+    let dims = x.dims();
+    if dims[D - 1] != k || bias.is_some_and(|b| b.dims() != [n]) {
+        return None;
+    }
+    let xt = into_flex_bf16(x)?;
+    let xt = if xt.is_contiguous() {
+        xt
+    } else {
+        xt.to_contiguous()
+    };
+    let wt = into_flex_bf16(weight)?;
+    let w = bf16_elems(&wt)?;
+    let m: usize = dims[..D - 1].iter().product();
+    let xs: Vec<f32> = bf16_elems(&xt)?.iter().map(|v| v.to_f32()).collect();
+    let b32: Option<Vec<f32>> = match bias {
+        Some(b) => {
+            let bt = into_flex_bf16(b)?;
+            Some(bf16_elems(&bt)?.iter().map(|v| v.to_f32()).collect())
+        }
+        None => None,
+    };
+    if xs.len() != m * k || w.len() != k * n {
+        return None;
+    }
+    let mut out = vec![0.0f32; m * n];
+    if m <= STREAM_MAX_ROWS {
+        // Each task owns a band of output columns for every row and walks all K weight rows once.
+        let bands: Vec<(usize, Vec<f32>)> = (0..n.div_ceil(STREAM_COLS))
+            .into_par_iter()
+            .map(|band| {
+                let c0 = band * STREAM_COLS;
+                let width = STREAM_COLS.min(n - c0);
+                let mut acc = vec![0.0f32; m * width];
+                for i in 0..k {
+                    let row = &w[i * n + c0..i * n + c0 + width];
+                    for r in 0..m {
+                        let xv = xs[r * k + i];
+                        if xv == 0.0 {
+                            continue;
+                        }
+                        for (a, wv) in acc[r * width..(r + 1) * width].iter_mut().zip(row) {
+                            *a += xv * wv.to_f32();
+                        }
+                    }
+                }
+                (c0, acc)
+            })
+            .collect();
+        for (c0, acc) in bands {
+            let width = acc.len() / m;
+            for r in 0..m {
+                out[r * n + c0..r * n + c0 + width]
+                    .copy_from_slice(&acc[r * width..(r + 1) * width]);
+            }
+        }
+    } else if m > 0 && n > 0 && k > 0 {
+        // Blocks of weight rows widened into a scratch that stays in cache, each accumulated by one GEMM.
+        let block = ((1usize << 20) / (n * 4)).clamp(8, k);
+        let mut scratch = vec![0.0f32; block * n];
+        for k0 in (0..k).step_by(block) {
+            let kb = block.min(k - k0);
+            scratch[..kb * n]
+                .par_chunks_mut(n)
+                .zip(w[k0 * n..(k0 + kb) * n].par_chunks(n))
+                .for_each(|(d, s)| {
+                    for (d, s) in d.iter_mut().zip(s) {
+                        *d = s.to_f32();
+                    }
+                });
+            // SAFETY: `xs` is [m, k] row-major (columns `k0..k0 + kb` read at row stride k), `scratch` holds
+            // [kb, n] row-major, `out` is [m, n] row-major and ours alone.
+            #[allow(unsafe_code)]
+            unsafe {
+                gemm_f32(
+                    (m, n, kb),
+                    out.as_mut_ptr(),
+                    (n as isize, 1),
+                    true,
+                    xs.as_ptr().add(k0),
+                    (k as isize, 1),
+                    scratch.as_ptr(),
+                    (n as isize, 1),
+                    parallelism(m, n, kb),
+                );
+            }
+        }
+    }
+    if let Some(b) = &b32 {
+        for row in out.chunks_exact_mut(n.max(1)) {
+            for (o, b) in row.iter_mut().zip(b) {
+                *o += b;
+            }
+        }
+    }
+    let out: Vec<half::bf16> = out.into_iter().map(half::bf16::from_f32).collect();
+    let mut shape = dims;
+    shape[D - 1] = n;
+    Some(Tensor::from_primitive::<Flex>(FlexTensor::new(
+        Bytes::from_elems(out),
+        Layout::contiguous(Shape::from(shape.to_vec())),
+        DType::BF16,
+    )))
+}

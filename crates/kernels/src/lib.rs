@@ -127,8 +127,9 @@ pub fn softmax_last<const D: usize>(x: Tensor<D>, scale: f64) -> Tensor<D> {
 /// `[.., N]`; what `burn::nn::Linear::forward` computes.
 ///
 /// On flex f32 tensors outside autodiff the bias is written into the output first and the product accumulated onto
-/// it by one GEMM call (burn adds it in a second pass over a zero-filled buffer); otherwise
-/// `burn::tensor::module::linear`.
+/// it by one GEMM call (burn adds it in a second pass over a zero-filled buffer). On flex bf16 tensors the weight is
+/// streamed in bf16 and widened on the fly, with f32 accumulation (burn-flex widens the whole matrix into a new f32
+/// copy on every call). Otherwise `burn::tensor::module::linear`.
 pub fn linear<const D: usize>(
     x: Tensor<D>,
     weight: Tensor<2>,
@@ -136,6 +137,7 @@ pub fn linear<const D: usize>(
 ) -> Tensor<D> {
     if !x.is_autodiff()
         && let Some(y) = gemm_ops::linear(&x, &weight, bias.as_ref())
+            .or_else(|| gemm_ops::linear_bf16(&x, &weight, bias.as_ref()))
     {
         return y;
     }

@@ -15,6 +15,7 @@ use biqa_decoder::{DecoderInput, DecoderOutput, ForwardOptions, KvCache, Llama};
 use biqa_vision::{VisionModel, VisualAbstractor};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
+use rayon::prelude::*;
 
 use crate::config::Owl2Config;
 use crate::error::{ModelError, Result};
@@ -167,6 +168,84 @@ impl Owl2Net {
     /// config says so).
     pub fn random(config: &Owl2Config, device: &Device, seed: u64) -> Self {
         Self::load(&Weights::random(device, seed, config.multiway()), config)
+    }
+
+    /// The parameters a random build of `config` has, in load order: `(HF name, HF shape)`. A dry run of
+    /// [`Owl2Net::load`] ([`Weights::plan`]) finds them, so the list is the loading code's own and costs no memory
+    /// at any size.
+    pub fn random_layout(config: &Owl2Config) -> Vec<(String, Vec<usize>)> {
+        let plan = Weights::plan(&Device::flex(), config.multiway());
+        let _ = Self::load(&plan, config);
+        plan.planned()
+    }
+
+    /// Writes the checkpoint of [`Owl2Net::random`]`(config, _, seed)` as `dtype` safetensors (sharded by
+    /// `max_shard_bytes`, see [`biqa_checkpoint::write_sharded`]) into `out_dir`, one shard in memory at a time:
+    /// loading it gives the random network (bit for bit in f32). Only the weights: the caller writes
+    /// `config.json` and the tokenizer. This is how the benchmarks make real-shape and 7B checkpoints.
+    ///
+    /// # Errors
+    /// An unsupported dtype or an I/O error (named).
+    pub fn write_random_checkpoint(
+        config: &Owl2Config,
+        seed: u64,
+        dtype: burn::tensor::DType,
+        out_dir: &std::path::Path,
+        max_shard_bytes: u64,
+    ) -> Result<Vec<std::path::PathBuf>> {
+        let layout = Self::random_layout(config);
+        let entries: Vec<biqa_checkpoint::TensorEntry> = layout
+            .iter()
+            .map(|(name, shape)| biqa_checkpoint::TensorEntry {
+                name: name.clone(),
+                shape: shape.clone(),
+                dtype,
+            })
+            .collect();
+        // Each tensor's values are one sequential stream; tensors are drawn in parallel, a block of up to
+        // 512 MiB of f32 ahead of the writer at a time.
+        let index: BTreeMap<&str, usize> = layout
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| (n.as_str(), i))
+            .collect();
+        let mut ready: BTreeMap<usize, Vec<f32>> = BTreeMap::new();
+        let fetch = |name: &str| {
+            let i = index.get(name).copied().unwrap_or(usize::MAX);
+            let Some((_, shape)) = layout.get(i) else {
+                return Err(biqa_checkpoint::CheckpointError::NotFound {
+                    source_desc: format!("a random checkpoint (seed {seed})"),
+                    name: name.to_string(),
+                });
+            };
+            if !ready.contains_key(&i) {
+                let (mut end, mut bytes) = (i, 0usize);
+                while end < layout.len() && (end == i || bytes < 512 << 20) {
+                    bytes += layout[end].1.iter().product::<usize>() * 4;
+                    end += 1;
+                }
+                let block: Vec<(usize, Vec<f32>)> = (i..end)
+                    .into_par_iter()
+                    .map(|j| {
+                        (
+                            j,
+                            biqa_checkpoint::random_values(&layout[j].0, &layout[j].1, seed),
+                        )
+                    })
+                    .collect();
+                ready.extend(block);
+            }
+            let values = ready.remove(&i).unwrap_or_default();
+            Ok(burn::tensor::TensorData::new(values, shape.clone()).convert_dtype(dtype))
+        };
+        let desc = format!("a random checkpoint (seed {seed})");
+        Ok(biqa_checkpoint::write_sharded(
+            out_dir,
+            &desc,
+            &entries,
+            fetch,
+            max_shard_bytes,
+        )?)
     }
 
     /// The device of the parameters.
