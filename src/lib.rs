@@ -47,6 +47,7 @@ pub mod device;
 pub mod error;
 pub mod eval;
 pub mod miniature;
+pub mod realshape;
 pub mod reproduce;
 pub mod tables;
 pub mod training;

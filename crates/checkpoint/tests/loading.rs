@@ -288,3 +288,129 @@ fn views_larger_than_their_storage_are_refused_at_open() {
         assert!(msg.contains(says), "{file}: {msg}");
     }
 }
+
+/// Issue #17: every read path gives the same tensors bit for bit. The reference values come from the test kit's own
+/// safetensors reader; each path is checked against them: f32 file → f32 (memory-mapped view) and → bf16 (one
+/// rounding pass), transposed reads (linear weights) in both dtypes, a copy whose data section is misaligned (the
+/// streamed path), a bf16 file → bf16 (view) and → f32 (widened), and the bf16 `.bin` → both.
+#[test]
+fn every_format_and_dtype_path_gives_the_same_tensors_bit_for_bit() -> Result<()> {
+    let src = fixtures().join("tiny-owl2/model.safetensors");
+    let want = biqa_testkit::Arrays::open(&src)?;
+    let bf = |x: f32| half::bf16::from_f32(x);
+    let tmp = tempfile::tempdir()?;
+
+    // A copy with the header padded by one space: the data section starts at an odd offset.
+    let raw = std::fs::read(&src)?;
+    let n = u64::from_le_bytes(raw[..8].try_into()?) as usize;
+    let mut header = raw[8..8 + n].to_vec();
+    header.push(b' ');
+    let mut odd = ((n + 1) as u64).to_le_bytes().to_vec();
+    odd.extend_from_slice(&header);
+    odd.extend_from_slice(&raw[8 + n..]);
+    let misaligned = tmp.path().join("misaligned.safetensors");
+    std::fs::write(&misaligned, odd)?;
+
+    // The same tensors stored as bf16 (rounded once, by the writer).
+    let f32_ck = Checkpoint::open(&src)?;
+    let bf16_dir = tmp.path().join("bf16");
+    let entries: Vec<biqa_checkpoint::TensorEntry> = f32_ck
+        .names()
+        .map(|name| biqa_checkpoint::TensorEntry {
+            name: name.to_string(),
+            shape: f32_ck.info(name).map(|i| i.shape).unwrap_or_default(),
+            dtype: DType::BF16,
+        })
+        .collect();
+    biqa_checkpoint::write_sharded(
+        &bf16_dir,
+        "test",
+        &entries,
+        |name| {
+            let (v, shape) = f32_ck.f32(name)?;
+            Ok(burn::tensor::TensorData::new(v, shape).convert_dtype(DType::BF16))
+        },
+        u64::MAX,
+    )?;
+
+    let f32_sources = [
+        ("f32 file", Checkpoint::open(&src)?),
+        ("misaligned f32 file", Checkpoint::open(&misaligned)?),
+    ];
+    let bf16_sources = [
+        ("bf16 file", Checkpoint::open(&bf16_dir)?),
+        (
+            "bf16 .bin",
+            Checkpoint::open(fixtures().join("tiny-owl2/pytorch_model.bin"))?,
+        ),
+    ];
+    for name in want.names() {
+        let values = want.f32(name)?;
+        let shape = want.shape(name)?.to_vec();
+        let rounded: Vec<half::bf16> = values.iter().map(|&x| bf(x)).collect();
+        let transposed = |v: &[f32]| -> Vec<f32> {
+            match shape[..] {
+                [r, c] => (0..c * r).map(|k| v[(k % r) * c + k / r]).collect(),
+                _ => v.to_vec(),
+            }
+        };
+        let t32 = transposed(values);
+        let t16: Vec<half::bf16> = t32.iter().map(|&x| bf(x)).collect();
+        let widened: Vec<f32> = rounded.iter().map(|x| x.to_f32()).collect();
+        let t_widened = transposed(&widened);
+        let bits32 = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let bits16 = |v: &[half::bf16]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let read32 = |ck: &Checkpoint, t: bool| -> Result<Vec<u32>> {
+            let d = if t {
+                ck.float_data_transposed(name, DType::F32)?
+            } else {
+                ck.float_data(name, DType::F32)?
+            };
+            Ok(bits32(
+                &d.try_to_vec::<f32>()
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+            ))
+        };
+        let read16 = |ck: &Checkpoint, t: bool| -> Result<Vec<u16>> {
+            let d = if t {
+                ck.float_data_transposed(name, DType::BF16)?
+            } else {
+                ck.float_data(name, DType::BF16)?
+            };
+            Ok(bits16(
+                &d.try_to_vec::<half::bf16>()
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+            ))
+        };
+        let two_d = shape.len() == 2;
+        for (what, ck) in &f32_sources {
+            assert_eq!(read32(ck, false)?, bits32(values), "{what}: {name} → f32");
+            assert_eq!(
+                read16(ck, false)?,
+                bits16(&rounded),
+                "{what}: {name} → bf16"
+            );
+            if two_d {
+                assert_eq!(read32(ck, true)?, bits32(&t32), "{what}: {name} → f32ᵀ");
+                assert_eq!(read16(ck, true)?, bits16(&t16), "{what}: {name} → bf16ᵀ");
+            }
+        }
+        for (what, ck) in &bf16_sources {
+            assert_eq!(
+                read16(ck, false)?,
+                bits16(&rounded),
+                "{what}: {name} → bf16"
+            );
+            assert_eq!(read32(ck, false)?, bits32(&widened), "{what}: {name} → f32");
+            if two_d {
+                assert_eq!(read16(ck, true)?, bits16(&t16), "{what}: {name} → bf16ᵀ");
+                assert_eq!(
+                    read32(ck, true)?,
+                    bits32(&t_widened),
+                    "{what}: {name} → f32ᵀ"
+                );
+            }
+        }
+    }
+    Ok(())
+}
