@@ -414,3 +414,36 @@ fn every_format_and_dtype_path_gives_the_same_tensors_bit_for_bit() -> Result<()
     }
     Ok(())
 }
+
+/// Issue #16: the header is parsed once. 30 000 tensors (burn-store's per-tensor re-parse never finished) and a
+/// 60 MB `__metadata__` (7 s per load) open and read in well under a second; a quadratic reader would hang here.
+#[test]
+fn thirty_thousand_tensors_and_a_huge_metadata_open_in_one_parse() -> Result<()> {
+    let n = 30_000usize;
+    let mut header = serde_json::Map::new();
+    let filler = "x".repeat(60 << 20);
+    header.insert(
+        "__metadata__".into(),
+        serde_json::json!({ "format": "pt", "filler": filler }),
+    );
+    for i in 0..n {
+        header.insert(
+            format!("model.t{i}.weight"),
+            serde_json::json!({"dtype": "F32", "shape": [1], "data_offsets": [4 * i, 4 * i + 4]}),
+        );
+    }
+    let text = serde_json::to_vec(&header)?;
+    let mut bytes = (text.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&text);
+    bytes.extend((0..n).flat_map(|i| (i as f32).to_le_bytes()));
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("many.safetensors");
+    std::fs::write(&path, bytes)?;
+    let ck = Checkpoint::open(&path)?;
+    assert_eq!(ck.len(), n);
+    for i in [0, 12_345, n - 1] {
+        let (v, shape) = ck.f32(&format!("model.t{i}.weight"))?;
+        assert_eq!((v, shape), (vec![i as f32], vec![1]));
+    }
+    Ok(())
+}

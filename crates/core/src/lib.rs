@@ -48,6 +48,47 @@ pub fn read_bytes(path: impl AsRef<std::path::Path>, limit: u64) -> std::io::Res
     Ok(bytes)
 }
 
+/// A reader of a file that fails with [`std::io::ErrorKind::FileTooLarge`] once more than `limit` bytes were read:
+/// for files that are parsed as a stream (CSV) instead of read whole, with the same bound as [`read_bytes`].
+#[derive(Debug)]
+pub struct LimitedReader<R> {
+    inner: R,
+    left: u64,
+    limit: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for LimitedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left.saturating_add(1)).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n as u64 > self.left {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                format!("longer than {} bytes (refused)", self.limit),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Opens a file for streaming, buffered, refused past `limit` bytes (see [`LimitedReader`]).
+///
+/// # Errors
+/// The file cannot be opened.
+pub fn open_limited(
+    path: impl AsRef<std::path::Path>,
+    limit: u64,
+) -> std::io::Result<LimitedReader<std::io::BufReader<std::fs::File>>> {
+    Ok(LimitedReader {
+        inner: std::io::BufReader::new(std::fs::File::open(path)?),
+        left: limit,
+        limit,
+    })
+}
+
 /// Reads a UTF-8 text file of at most `limit` bytes. A longer file (or an endless one: `/dev/zero`, a FIFO) is
 /// refused after reading `limit + 1` bytes, with an [`std::io::ErrorKind::FileTooLarge`] error that says the limit,
 /// so that memory is bounded by the limit, not by what the file claims.
@@ -71,6 +112,14 @@ mod read_text_tests {
         let err = super::read_text("/dev/zero", 1 << 20).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge);
         assert!(err.to_string().contains("1048576"), "{err}");
+        let mut sink = Vec::new();
+        let err = std::io::Read::read_to_end(
+            &mut super::open_limited("/dev/zero", 1 << 20).unwrap(),
+            &mut sink,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge);
+        assert_eq!(sink.len(), 1 << 20, "the limit's bytes, not one more");
         let err = super::read_bytes("/dev/zero", 1 << 20).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge);
     }

@@ -158,21 +158,29 @@ impl Manifest {
 struct Csv {
     file: PathBuf,
     header: Vec<String>,
-    rows: Vec<(usize, csv::StringRecord)>,
+    /// Non-empty records with the byte offset where each starts.
+    rows: Vec<(u64, csv::StringRecord)>,
 }
 
 impl Csv {
+    /// Parses the file as a stream (bounded by [`biqa_core::DATA_LIMIT`]): the records are kept with their byte
+    /// offsets, and a line number is worked out only for an error message ([`Csv::line_at`]).
     fn open(path: &Path) -> Result<Self> {
-        let bytes = biqa_core::read_bytes(path, biqa_core::DATA_LIMIT)
+        let reader = biqa_core::open_limited(path, biqa_core::DATA_LIMIT)
             .map_err(|e| DataError::io(path, e))?;
         let mut rd = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
             .trim(csv::Trim::All)
-            .from_reader(bytes.as_slice());
-        let fmt_err = |e: csv::Error| DataError::Format {
-            file: path.to_owned(),
-            message: e.to_string(),
+            .from_reader(reader);
+        let fmt_err = |e: csv::Error| match e.kind() {
+            csv::ErrorKind::Io(io) => {
+                DataError::io(path, std::io::Error::new(io.kind(), io.to_string()))
+            }
+            _ => DataError::Format {
+                file: path.to_owned(),
+                message: e.to_string(),
+            },
         };
         let header: Vec<String> = rd
             .headers()
@@ -181,32 +189,44 @@ impl Csv {
             .map(|h| h.trim_start_matches('\u{feff}').to_owned())
             .collect();
         let mut rows = Vec::new();
-        // Line numbers from byte offsets (csv's own line counter is off by one with CRLF line ends).
-        let (mut seen, mut line) = (0usize, 1usize);
         for r in rd.records() {
             let r = r.map_err(fmt_err)?;
-            let mut start = r
-                .position()
-                .map_or(seen, |p| p.byte() as usize)
-                .min(bytes.len());
-            while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') {
-                start += 1;
-            }
-            line += bytes[seen.min(start)..start]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count();
-            seen = seen.max(start);
             if r.iter().all(str::is_empty) {
                 continue;
             }
-            rows.push((line, r));
+            let at = r.position().map_or(0, csv::Position::byte);
+            rows.push((at, r));
         }
         Ok(Self {
             file: path.to_owned(),
             header,
             rows,
         })
+    }
+
+    /// The 1-based line of the record that starts at byte `at` (csv's own line counter is off by one with CRLF
+    /// line ends, and a record's position precedes the blank lines skipped before it): the newlines before its
+    /// first byte, counted by reading the file again up to there (error messages only).
+    fn line_at(&self, at: u64) -> usize {
+        use std::io::Read;
+        let Ok(mut reader) = biqa_core::open_limited(&self.file, biqa_core::DATA_LIMIT) else {
+            return 0;
+        };
+        let (mut line, mut pos) = (1usize, 0u64);
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            for &b in &buf[..n] {
+                if pos >= at && !matches!(b, b'\r' | b'\n') {
+                    return line;
+                }
+                line += usize::from(b == b'\n');
+                pos += 1;
+            }
+        }
+        line
     }
 
     fn column(&self, name: &str) -> Result<usize> {
@@ -220,23 +240,23 @@ impl Csv {
             .unwrap_or_else(|| format!("#{}", idx + 1))
     }
 
-    fn parse_err(&self, line: usize, idx: usize, message: String) -> DataError {
+    fn parse_err(&self, at: u64, idx: usize, message: String) -> DataError {
         DataError::Parse {
             file: self.file.clone(),
-            row: line,
+            row: self.line_at(at),
             column: self.col_name(idx),
             message,
         }
     }
 
-    fn text<'r>(&self, line: usize, rec: &'r csv::StringRecord, idx: usize) -> Result<&'r str> {
+    fn text<'r>(&self, line: u64, rec: &'r csv::StringRecord, idx: usize) -> Result<&'r str> {
         match rec.get(idx) {
             Some(s) if !s.is_empty() => Ok(s),
             _ => Err(self.parse_err(line, idx, "empty or missing cell".into())),
         }
     }
 
-    fn number(&self, line: usize, rec: &csv::StringRecord, idx: usize) -> Result<f64> {
+    fn number(&self, line: u64, rec: &csv::StringRecord, idx: usize) -> Result<f64> {
         let s = self.text(line, rec, idx)?;
         match s.parse::<f64>() {
             Ok(v) if v.is_finite() => Ok(v),
@@ -244,7 +264,7 @@ impl Csv {
         }
     }
 
-    fn split(&self, line: usize, rec: &csv::StringRecord, idx: usize) -> Result<Option<Split>> {
+    fn split(&self, line: u64, rec: &csv::StringRecord, idx: usize) -> Result<Option<Split>> {
         match rec.get(idx).unwrap_or("") {
             "" => Ok(None),
             s => s

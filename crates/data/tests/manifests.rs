@@ -317,3 +317,18 @@ mod split_props {
         }
     }
 }
+
+/// Issue #16: CSVs are parsed as a stream. Line numbers in errors stay exact with CRLF line ends, blank lines and a
+/// quoted cell spanning two lines (the reader's bound is `biqa_core::open_limited`'s, tested there on `/dev/zero`).
+#[test]
+fn streamed_csv_reports_exact_lines() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("dmos.csv");
+    std::fs::write(
+        &path,
+        "dist_img,ref_img,dmos,var\r\nI01_01_01.png,I01.png,4.57,0.5\r\n\r\n\"I02_01_01\r\n.png\",I02.png,4.1,0.2\r\nI03_01_01.png,I03.png,oops,0.1\r\n",
+    )?;
+    let e = read_kadid(&path).unwrap_err();
+    assert_parse_error(e, "dmos.csv", 6, "dmos");
+    Ok(())
+}
