@@ -408,10 +408,8 @@ fn parse_matrix(cur: &Cursor<'_>, body: &[u8]) -> std::result::Result<(String, M
             let (ty, b) = c.element()?.unwrap_or((MI_UTF8, &[]));
             let units: Vec<u32> = match ty {
                 MI_UTF8 => {
-                    return Ok((
-                        name,
-                        MatValue::Char(char_rows(&dims, &decode_utf8_units(b))),
-                    ));
+                    let chars = decode_utf8_units(b);
+                    return Ok((name, MatValue::Char(char_rows(&dims, count, &chars)?)));
                 }
                 MI_UINT16 | MI_UTF16 => b
                     .chunks_exact(2)
@@ -425,7 +423,7 @@ fn parse_matrix(cur: &Cursor<'_>, body: &[u8]) -> std::result::Result<(String, M
                 .into_iter()
                 .map(|u| char::from_u32(u).unwrap_or('\u{fffd}'))
                 .collect();
-            MatValue::Char(char_rows(&dims, &chars))
+            MatValue::Char(char_rows(&dims, count, &chars)?)
         }
         6..=15 => {
             let (ty, b) = c.element()?.ok_or("no real part")?;
@@ -443,16 +441,28 @@ fn decode_utf8_units(b: &[u8]) -> Vec<char> {
     String::from_utf8_lossy(b).chars().collect()
 }
 
-/// Column-major chars → one string per row.
-fn char_rows(dims: &[usize], chars: &[char]) -> Vec<String> {
+/// Column-major chars → one string per row. The dimensions must account for exactly the characters stored
+/// (`count` = their product): a header that claims more rows than the data holds is refused, not allocated (a
+/// fuzzing finding: 4 × 10⁹ claimed rows over a few bytes).
+fn char_rows(
+    dims: &[usize],
+    count: usize,
+    chars: &[char],
+) -> std::result::Result<Vec<String>, String> {
+    if count != chars.len() {
+        return Err(format!(
+            "char array of dimensions {dims:?} ({count} elements) holds {} characters",
+            chars.len()
+        ));
+    }
     let rows = dims.first().copied().unwrap_or(0);
     if rows == 0 {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let cols = chars.len() / rows;
-    (0..rows)
+    Ok((0..rows)
         .map(|r| (0..cols).filter_map(|c| chars.get(c * rows + r)).collect())
-        .collect()
+        .collect())
 }
 
 /// Reads the variable `var` of a MAT-file level 5.

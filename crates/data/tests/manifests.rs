@@ -332,3 +332,14 @@ fn streamed_csv_reports_exact_lines() -> anyhow::Result<()> {
     assert_parse_error(e, "dmos.csv", 6, "dmos");
     Ok(())
 }
+
+/// A fuzzing finding (fuzz/README.md): a MAT-file char array whose dimensions claim 4 × 10⁹ rows over a few bytes
+/// made the reader allocate 35 GB of empty strings. Dimensions must account for the characters stored.
+#[test]
+fn mat_char_array_claiming_more_than_it_holds_is_refused() {
+    let file = case("fuzz_char_rows.mat");
+    let err = read_live_challenge(&file, &file, LiveChallengeOptions { skip: 0 }).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, DataError::Format { .. }), "{msg}");
+    assert!(msg.contains("fuzz_char_rows.mat"), "{msg}");
+}
