@@ -422,3 +422,21 @@ fn jpeg_with_trailing_bytes_after_eoi_opens() -> Result<()> {
     assert!(decode_rgb(cut, PILLOW_MAX_IMAGE_PIXELS).is_err());
     Ok(())
 }
+
+/// A fuzzing finding (fuzz/README.md): this 3 KB JPEG makes zune-jpeg's AVX2 IDCT panic on a slice bound
+/// (`idct/avx2.rs:247`, zune-jpeg 0.5.15). biqa catches a decoder's panic and reports it as the file's typed
+/// error, so one such image fails alone (and the process goes on).
+#[test]
+fn a_decoder_panic_is_the_file_s_typed_error() {
+    let path = fixture("hostile/fuzz_zune_idct.jpg");
+    let bytes = std::fs::read(&path).expect("fixture");
+    let got = std::panic::catch_unwind(|| decode_rgb(&bytes, PILLOW_MAX_IMAGE_PIXELS));
+    let result = got.expect("no panic escapes decode_rgb");
+    // Where the CPU has no AVX2 the scalar IDCT may decode it: either way, no panic and no garbage size.
+    if let Ok(img) = &result {
+        assert!(u64::from(img.width()) * u64::from(img.height()) <= PILLOW_MAX_IMAGE_PIXELS);
+    }
+    if let Err(e) = load_rgb(&path, PILLOW_MAX_IMAGE_PIXELS) {
+        assert!(e.to_string().contains("fuzz_zune_idct.jpg"), "{e}");
+    }
+}
