@@ -4,16 +4,11 @@
 //! Alone in its own test binary, so that the process's peak resident set is this load's.
 
 use anyhow::Result;
-use biqa_model::{LoadOptions, Owl2};
+use biqa::model::{LoadOptions, Owl2};
+use biqa::realshape::RealShape;
 use biqa_testkit::{fixtures, peak_rss_bytes};
 use burn::tensor::Device;
 use serde_json::{Value, json};
-
-fn set(obj: &mut Value, pairs: &[(&str, Value)]) {
-    for (k, v) in pairs {
-        obj[*k] = v.clone();
-    }
-}
 
 #[test]
 fn seven_b_widths_over_tiny_weights_fail_without_allocating_the_claimed_sizes() -> Result<()> {
@@ -25,41 +20,14 @@ fn seven_b_widths_over_tiny_weights_fail_without_allocating_the_claimed_sizes() 
             std::fs::copy(f.path(), dir.path().join(f.file_name()))?;
         }
     }
-    let mut config: Value =
-        serde_json::from_str(&std::fs::read_to_string(src.join("config.json"))?)?;
-    // The vocabulary stays the tokenizer's (512), so that the weights, not the tokenizer check, are what fails.
-    set(
-        &mut config,
-        &[
-            ("hidden_size", json!(4096)),
-            ("intermediate_size", json!(11008)),
-            ("num_hidden_layers", json!(32)),
-            ("num_attention_heads", json!(32)),
-            ("num_key_value_heads", json!(32)),
-        ],
-    );
-    set(
-        &mut config["visual_config"]["visual_model"],
-        &[
-            ("hidden_size", json!(1024)),
-            ("intermediate_size", json!(4096)),
-            ("num_hidden_layers", json!(24)),
-            ("num_attention_heads", json!(16)),
-            ("image_size", json!(448)),
-        ],
-    );
-    set(
-        &mut config["visual_config"]["visual_abstractor"],
-        &[
-            ("hidden_size", json!(1024)),
-            ("encoder_hidden_size", json!(1024)),
-            ("intermediate_size", json!(2816)),
-            ("num_hidden_layers", json!(6)),
-            ("num_attention_heads", json!(16)),
-            ("num_learnable_queries", json!(64)),
-            ("grid_size", json!(32)),
-        ],
-    );
+    // The released widths at full depth (`biqa::realshape`, the benchmarks' config). The vocabulary stays the
+    // tokenizer's (512), so that the weights, not the tokenizer check, are what fails.
+    let shape = RealShape {
+        llm_layers: 32,
+        ..RealShape::default()
+    };
+    let mut config: Value = serde_json::from_str(&shape.config_json())?;
+    config["vocab_size"] = json!(512);
     std::fs::write(
         dir.path().join("config.json"),
         serde_json::to_string(&config)?,
