@@ -75,15 +75,27 @@ impl DeviceKind {
         v
     }
 
-    /// The burn device.
+    /// The burn device, checked to work: a GPU device makes and reads back a one-element tensor first, so that a
+    /// host without a driver or without that GPU gets [`Error::DeviceUnavailable`] instead of a panic deep in a
+    /// model command.
     ///
     /// # Errors
-    /// The backend is not compiled into this build.
+    /// The backend is not compiled into this build; the device does not work here.
     pub fn device(self) -> Result<burn::tensor::Device> {
         match self {
             DeviceKind::Flex => Ok(burn::tensor::Device::flex()),
             #[cfg(feature = "cuda")]
-            DeviceKind::Cuda(i) => Ok(burn::tensor::Device::cuda(i)),
+            DeviceKind::Cuda(i) => {
+                let device = burn::tensor::Device::cuda(i);
+                probe(&device).map_err(|reason| Error::DeviceUnavailable {
+                    device: self,
+                    reason: format!(
+                        "{reason} (a CUDA device needs the NVIDIA driver's libcuda.so.1, an NVRTC no newer than \
+                         the driver and the CUDA headers under CUDA_PATH: see the README's GPU section)"
+                    ),
+                })?;
+                Ok(device)
+            }
             #[allow(unreachable_patterns)]
             other => Err(Error::BackendNotCompiled {
                 device: other,
@@ -91,6 +103,33 @@ impl DeviceKind {
                 feature: "cuda",
             }),
         }
+    }
+}
+
+/// Makes a one-element tensor on `device` and reads it back, with the backend's panics caught (cubecl panics when
+/// the driver or the GPU is missing) and the default panic message silenced meanwhile.
+///
+/// # Errors
+/// The backend's panic message.
+pub fn probe(device: &burn::tensor::Device) -> std::result::Result<(), String> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        burn::tensor::Tensor::<1>::ones([1], device)
+            .into_data()
+            .try_to_vec::<f32>()
+            .ok()
+            .and_then(|v| v.first().copied())
+    }));
+    std::panic::set_hook(hook);
+    match result {
+        Ok(Some(1.0)) => Ok(()),
+        Ok(other) => Err(format!("a tensor of ones read back as {other:?}")),
+        Err(panic) => Err(panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
+            .unwrap_or_else(|| "the backend panicked".to_string())),
     }
 }
 

@@ -76,6 +76,14 @@ pub enum Error {
         /// The cargo feature that adds the device's backend.
         feature: &'static str,
     },
+    /// A compiled-in device that does not work on this host (no driver, no such GPU, NVRTC missing).
+    #[error("device {device} is not usable here: {reason}")]
+    DeviceUnavailable {
+        /// The device asked for.
+        device: crate::device::DeviceKind,
+        /// What the backend reported when a one-element tensor was made and read back on it.
+        reason: String,
+    },
     /// A run folder's file (`run.json`, `results.jsonl`, `summary.json`) that is malformed or belongs to another
     /// run.
     #[error("{path}: {reason}")]

@@ -54,6 +54,9 @@ enum Command {
     Probe(cli::probe::Args),
     /// Version, compiled backends and the default device.
     Info(cli::info::Args),
+    /// Load, cold start, Q-Align score latency and throughput, greedy decode ms/token and one LoRA training step
+    /// of a checkpoint on this device (one table; `scripts/gpu-check.sh` runs it on a GPU host).
+    Bench(cli::bench::Args),
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -71,6 +74,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => cli::train::run(args, rt),
         Command::Probe(args) => cli::probe::run(args, rt),
         Command::Info(args) => cli::info::run(args, rt),
+        Command::Bench(args) => cli::bench::run(args, rt),
     }
 }
 

@@ -653,3 +653,66 @@ fn an_icc_bomb_is_decoded_within_the_memory_budget() -> Result<()> {
     assert!(v[0]["score"].as_f64().is_some(), "{v}");
     Ok(())
 }
+
+/// `biqa bench` on the CPU: every row measured, positive and finite, in the table and the JSON; a device that is
+/// not compiled in is a typed error, not a panic.
+#[test]
+fn bench_measures_every_row() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let json = dir.path().join("bench.json");
+    let model = biqa_testkit::fixture("tiny-owl2");
+    let image = biqa_testkit::fixture("tiny-owl2/images/astronaut_96x96.png");
+    let out = biqa(&[
+        "bench",
+        "--model",
+        model.to_str().context("path")?,
+        "--image",
+        image.to_str().context("path")?,
+        "--batch",
+        "3",
+        "--tokens",
+        "12",
+        "--repeats",
+        "1",
+        "--json",
+        json.to_str().context("path")?,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(
+        out.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for row in [
+        "load",
+        "cold start",
+        "batch 1",
+        "batch 3",
+        "ms/token",
+        "LoRA",
+    ] {
+        anyhow::ensure!(stdout.contains(row), "no {row:?} row in\n{stdout}");
+    }
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+    for key in [
+        "load_s",
+        "cold_start_s",
+        "score_batch1_ms",
+        "score_batch_images_per_s",
+        "decode_ms_per_token",
+        "lora_step_s",
+    ] {
+        let x = v[key].as_f64().with_context(|| format!("{key} in {v}"))?;
+        anyhow::ensure!(x.is_finite() && x > 0.0, "{key} = {x}");
+    }
+    anyhow::ensure!(v["score_tokens"].as_u64().is_some_and(|n| n > 9), "{v}");
+    if !cfg!(feature = "cuda") {
+        let out = biqa(&["--device", "cuda", "bench", "--model", "x", "--image", "y"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        anyhow::ensure!(
+            !out.status.success() && err.contains("not compiled into this build"),
+            "{err}"
+        );
+    }
+    Ok(())
+}

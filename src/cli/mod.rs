@@ -3,6 +3,7 @@
 //! output of the text commands ([`text`]).
 
 pub mod assess;
+pub mod bench;
 pub mod convert;
 pub mod describe;
 pub mod eval;

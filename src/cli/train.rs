@@ -6,7 +6,8 @@ use anyhow::Result;
 use burn::tensor::Device;
 
 use crate::cli::progress::TrainProgress;
-use crate::cli::runtime::{Runtime, device};
+use crate::cli::runtime::{Runtime, device, device_kind};
+use biqa::device::DeviceKind;
 
 /// Arguments of `biqa train`.
 #[derive(Debug, clap::Args)]
@@ -17,8 +18,9 @@ pub struct Args {
     /// Continue from the latest checkpoint in the output directory.
     #[arg(long)]
     pub resume: bool,
-    /// Data-parallel over these devices (comma-separated, e.g. `cuda:0,cuda:1`): each replica takes every
-    /// n-th micro-batch, gradients are summed on the first. Default: the global `--device`.
+    /// Data-parallel over these devices (comma-separated, e.g. `cuda:0,cuda:1,cuda:2,cuda:3`): each replica takes
+    /// every n-th micro-batch; gradients are all-reduced with burn's collectives (NCCL) when every device is a CUDA
+    /// one, summed on the first device otherwise. Default: the global `--device`.
     #[arg(long, value_delimiter = ',')]
     pub devices: Vec<String>,
 }
@@ -38,8 +40,22 @@ pub fn run(args: Args, rt: &Runtime) -> Result<()> {
             .map(|d| device(Some(d.as_str())))
             .collect::<Result<_>>()?
     };
+    // burn's collectives (NCCL) where every device is a CUDA one; the sums on the first device otherwise.
+    let all_cuda = !args.devices.is_empty()
+        && args
+            .devices
+            .iter()
+            .map(|d| device_kind(Some(d.as_str())))
+            .collect::<Result<Vec<_>>>()?
+            .iter()
+            .all(|k| matches!(k, DeviceKind::Cuda(_)));
+    let sync = if devices.len() > 1 && all_cuda {
+        biqa::train::GradientSync::AllReduce
+    } else {
+        biqa::train::GradientSync::FirstDevice
+    };
     let mut obs = TrainProgress::default();
-    let report = biqa::train::train_data_parallel(&config, &devices, args.resume, &mut obs)?;
+    let report = biqa::train::train_distributed(&config, &devices, sync, args.resume, &mut obs)?;
     obs.progress.finish();
     if report.already_complete {
         println!(

@@ -293,7 +293,7 @@ pub(crate) fn attention(
 
 /// The flex primitive of a plain bf16 tensor outside autodiff.
 fn into_flex_bf16<const D: usize>(x: &Tensor<D>) -> Option<FlexTensor> {
-    if x.dtype() != DType::BF16 || x.is_autodiff() {
+    if x.dtype() != DType::BF16 || x.is_autodiff() || !crate::fused() {
         return None;
     }
     x.clone().try_into_primitive::<Flex>().ok()

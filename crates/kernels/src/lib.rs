@@ -15,6 +15,8 @@
 //! [`tune_allocator`] is the other half of the CPU speed: every burn-flex op writes a fresh buffer, and glibc's
 //! default of serving blocks above 128 KiB with `mmap` turns each 1 MiB activation into ~256 page faults.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use burn::tensor::{Bytes, DType, FloatDType, Tensor, activation};
 use burn_flex::{Flex, FlexTensor, Layout};
 
@@ -220,11 +222,41 @@ mod glibc {
     }
 }
 
-/// The flex primitive of a plain f32 tensor, or the tensor back when it lives elsewhere.
+/// 0: not decided yet (read `BIQA_KERNELS` on first use), 1: fused kernels on, 2: off.
+static FUSED: AtomicU8 = AtomicU8::new(0);
+
+/// Turns the fused flex kernels on or off for the whole process. Off, every function here runs its plain burn
+/// composition on flex too: the code a GPU (or any other backend) runs, testable on a CPU. The default is on, or
+/// off when the environment variable `BIQA_KERNELS` is `plain` at the first call.
+pub fn set_fused(on: bool) {
+    FUSED.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+}
+
+/// Whether the fused flex kernels are on (see [`set_fused`]).
+pub fn fused() -> bool {
+    match FUSED.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let on = std::env::var("BIQA_KERNELS").map_or(true, |v| v.trim() != "plain");
+            // A concurrent `set_fused` wins over the environment.
+            let _ = FUSED.compare_exchange(
+                0,
+                if on { 1 } else { 2 },
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+            FUSED.load(Ordering::Relaxed) == 1
+        }
+    }
+}
+
+/// The flex primitive of a plain f32 tensor, or the tensor back when it lives elsewhere (or the fused kernels are
+/// off).
 // The "error" is the input handed back on the fallback path, moved once per call: boxing it would allocate.
 #[allow(clippy::result_large_err)]
 fn into_flex_f32<const D: usize>(x: Tensor<D>) -> Result<FlexTensor, Tensor<D>> {
-    if x.dtype() != DType::F32 || x.is_autodiff() {
+    if x.dtype() != DType::F32 || x.is_autodiff() || !fused() {
         return Err(x);
     }
     // The conversion consumes its input, so it gets a clone (a reference count); once it succeeds, dropping `x`

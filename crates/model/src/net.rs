@@ -320,6 +320,8 @@ impl Owl2Net {
         if len == 0 || lens.iter().any(|&l| l != len) {
             return Err(ModelError::RowLengths { lens });
         }
+        // Padding in the embeddings' dtype (bf16 parameters give bf16 embeddings; `zeros` alone would be f32).
+        let dtype = self.llm.embed_tokens.val().dtype();
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let mut pieces = Vec::with_capacity(row.len());
@@ -339,7 +341,14 @@ impl Owl2Net {
                                 })?;
                         pieces.push(imgs.clone().narrow(0, *i, 1));
                     }
-                    Segment::Zeros(n) => pieces.push(Tensor::zeros([1, *n, h], &device)),
+                    Segment::Zeros(n) => {
+                        let zeros = Tensor::<3>::zeros([1, *n, h], &device);
+                        pieces.push(if zeros.dtype() == dtype {
+                            zeros
+                        } else {
+                            zeros.cast(burn::tensor::FloatDType::from(dtype))
+                        });
+                    }
                 }
             }
             out.push(Tensor::cat(pieces, 1));

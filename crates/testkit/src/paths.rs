@@ -11,9 +11,14 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// `tests/fixtures` of the workspace (see its `README.md` for every folder).
+/// `tests/fixtures` of the workspace (see its `README.md` for every folder), or the folder named by the environment
+/// variable `BIQA_FIXTURES` when set: a test binary carried to another host (`scripts/gpu-check.sh`) finds the
+/// fixtures there.
 pub fn fixtures() -> PathBuf {
-    workspace_root().join("tests/fixtures")
+    match std::env::var_os("BIQA_FIXTURES") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => workspace_root().join("tests/fixtures"),
+    }
 }
 
 /// `tests/fixtures/<rel>` of the workspace.

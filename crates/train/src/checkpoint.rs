@@ -37,8 +37,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
 }
 
 fn host(t: Tensor<1>) -> Result<Vec<f32>> {
+    // Any float dtype, widened exactly (bf16 / f16 parameters and moments).
     t.into_data()
-        .try_to_vec::<f32>()
+        .try_into_vec_as::<f32>()
         .map_err(|source| TrainError::HostRead {
             what: "a parameter",
             source,

@@ -40,6 +40,6 @@ pub use recipe::{
     Recipe, StageKind, direct_answer, direct_records, split_answer, two_stage_records,
 };
 pub use trainer::{
-    EvalLog, Evaluation, Observer, PipelineScores, Silent, StepLog, TrainReport, evaluate,
-    latest_checkpoint, recipe_pipeline, train, train_data_parallel,
+    EvalLog, Evaluation, GradientSync, Observer, PipelineScores, Silent, StepLog, TrainReport,
+    evaluate, latest_checkpoint, recipe_pipeline, train, train_data_parallel, train_distributed,
 };

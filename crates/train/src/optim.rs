@@ -220,8 +220,10 @@ pub fn global_grad_norm(grads: &HashMap<ParamId, FlatGrad>) -> f64 {
     let norms: Vec<f32> = grads
         .values()
         .map(|g| {
+            // Reduced in f32 whatever the gradient's dtype (bf16 parameters have bf16 gradients).
             let v: Vec<f32> = g
                 .clone()
+                .cast(burn::tensor::FloatDType::F32)
                 .powi_scalar(2)
                 .sum()
                 .sqrt()

@@ -22,6 +22,21 @@ pub fn trainable_count<M: Module>(module: &M) -> usize {
 /// A gradient, flattened, on the inner (non-autodiff) device.
 pub type FlatGrad = Tensor<1>;
 
+struct DtypeCollector(HashMap<ParamId, burn::tensor::DType>);
+
+impl ModuleVisitor for DtypeCollector {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.0.insert(param.id, param.val().dtype());
+    }
+}
+
+/// The dtype of every float parameter of `module` (a gradient has its parameter's dtype).
+pub fn param_dtypes<M: Module>(module: &M) -> HashMap<ParamId, burn::tensor::DType> {
+    let mut c = DtypeCollector(HashMap::new());
+    module.visit(&mut c);
+    c.0
+}
+
 struct GradCollector<'g> {
     grads: &'g mut Gradients,
     out: HashMap<ParamId, FlatGrad>,

@@ -500,18 +500,44 @@ pub fn train(
     train_data_parallel(config, std::slice::from_ref(device), resume, observer)
 }
 
-/// [`train`] data-parallel over `devices` (for example `cuda:0, cuda:1`): every optimiser step runs
-/// `devices.len() × grad_accumulation` micro-batches of `batch_size`, replica r taking every r-th one on its own
-/// device, in parallel threads; their gradients are summed on the first device, which steps the optimiser, and the
-/// updated weights go back to every replica. The result equals `grad_accumulation × devices.len()` on one device
-/// (same data order, same loss), up to the order of floating-point sums. The gradients travel through the first
-/// device's memory (no NCCL): burn 0.22 has collectives for CUDA only.
+/// How the replicas of [`train_distributed`] add up their gradients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GradientSync {
+    /// Each replica's gradients are copied to the first device and summed there: any backend (flex included,
+    /// where burn 0.22 has no collective operation).
+    #[default]
+    FirstDevice,
+    /// burn's collective `all_reduce` (sum) over the replicas' devices, inside a `DistributedContext`: NCCL on CUDA
+    /// devices. burn 0.22.1 implements collectives for CUDA (and remote) devices only; the caller picks this for
+    /// CUDA devices (the CLI does when every `--devices` entry is `cuda:N`).
+    AllReduce,
+}
+
+/// [`train`] data-parallel over `devices` with [`GradientSync::FirstDevice`] (see [`train_distributed`]).
 ///
 /// # Errors
 /// As [`train`]; no device.
 pub fn train_data_parallel(
     config: &TrainConfig,
     devices: &[Device],
+    resume: bool,
+    observer: &mut dyn Observer,
+) -> Result<TrainReport> {
+    train_distributed(config, devices, GradientSync::FirstDevice, resume, observer)
+}
+
+/// [`train`] data-parallel over `devices` (for example `cuda:0, cuda:1`): every optimiser step runs
+/// `devices.len() × grad_accumulation` micro-batches of `batch_size`, replica r taking every r-th one on its own
+/// device, in parallel threads; their gradients are added up as `sync` says, the first device steps the optimiser,
+/// and the updated weights go back to every replica. The result equals `grad_accumulation × devices.len()` on one
+/// device (same data order, same loss), up to the order of floating-point sums.
+///
+/// # Errors
+/// As [`train`]; no device.
+pub fn train_distributed(
+    config: &TrainConfig,
+    devices: &[Device],
+    sync: GradientSync,
     resume: bool,
     observer: &mut dyn Observer,
 ) -> Result<TrainReport> {
@@ -615,8 +641,41 @@ pub fn train_data_parallel(
             (model.clone().fork(&d), d)
         })
         .collect();
+    // Collective gradient sums: every replica reduces the same parameters in the same order (a gradient the
+    // replica's micro-batches did not reach is reduced as zeros), and the first replica's sums step the optimiser.
+    let collective = sync == GradientSync::AllReduce && replicas.len() > 1;
+    let inner_devices: Vec<Device> = devices.iter().map(|d| d.clone().inner()).collect();
+    let dtypes = crate::params::param_dtypes(&model);
+    let reduce_order: Vec<(ParamId, usize, burn::tensor::DType)> =
+        crate::params::param_infos(&model)
+            .into_iter()
+            .filter(|p| p.trainable)
+            .map(|p| {
+                let dtype = dtypes
+                    .get(&p.id)
+                    .copied()
+                    .unwrap_or(burn::tensor::DType::F32);
+                (p.id, p.numel, dtype)
+            })
+            .collect();
+    let _context = collective.then(|| {
+        burn::tensor::distributed::DistributedContext::init(
+            inner_devices.clone(),
+            burn::tensor::distributed::DistributedConfig {
+                all_reduce_op: burn::tensor::distributed::ReduceOperation::Sum,
+            },
+        )
+    });
     if replicas.len() > 1 {
-        observer.on_message(&format!("data-parallel over {} devices", replicas.len()));
+        observer.on_message(&format!(
+            "data-parallel over {} devices ({})",
+            replicas.len(),
+            if collective {
+                "all-reduce"
+            } else {
+                "gradients summed on the first device"
+            }
+        ));
     }
     let start = Instant::now();
     let mut logs = Vec::new();
@@ -667,13 +726,14 @@ pub fn train_data_parallel(
                         .clone()
                         .inner()
                         .into_data()
-                        .try_to_vec::<f32>()
+                        .try_into_vec_as::<f32>()
                         .ok()
                         .and_then(|v| v.first().copied())
                         .map_or(f64::NAN, f64::from);
                     acc.losses.push(loss);
                     if !loss.is_finite() {
-                        return Ok(acc);
+                        // Refused after the collective (which every replica must join).
+                        break;
                     }
                     acc.tokens += out.tokens;
                     let scaled = if micro_total > 1 {
@@ -688,6 +748,41 @@ pub fn train_data_parallel(
                             None => acc.grads.insert(id, grad),
                         };
                     }
+                }
+                if collective {
+                    use burn::tensor::distributed::{ReduceOperation, all_reduce};
+                    let inner = device.clone().inner();
+                    // Which parameters some replica reached: only those get a gradient (and an optimiser
+                    // update), as with the sums on the first device.
+                    let reached: Vec<f32> = reduce_order
+                        .iter()
+                        .map(|(id, _, _)| f32::from(u8::from(acc.grads.contains_key(id))))
+                        .collect();
+                    let reached =
+                        burn::tensor::Tensor::<1>::from_floats(reached.as_slice(), &inner);
+                    let reached = all_reduce(reached, ReduceOperation::Sum, inner_devices.clone())
+                        .resolve()
+                        .into_data()
+                        .try_to_vec::<f32>()
+                        .unwrap_or_default();
+                    let mut reduced = HashMap::with_capacity(reduce_order.len());
+                    for (k, &(id, numel, dtype)) in reduce_order.iter().enumerate() {
+                        if reached.get(k).is_none_or(|&r| r == 0.0) {
+                            continue;
+                        }
+                        let g = acc.grads.remove(&id).unwrap_or_else(|| {
+                            let zeros = burn::tensor::Tensor::<1>::zeros([numel], &inner);
+                            if dtype == burn::tensor::DType::F32 {
+                                zeros
+                            } else {
+                                zeros.cast(burn::tensor::FloatDType::from(dtype))
+                            }
+                        });
+                        let sum =
+                            all_reduce(g, ReduceOperation::Sum, inner_devices.clone()).resolve();
+                        reduced.insert(id, sum);
+                    }
+                    acc.grads = reduced;
                 }
                 Ok(acc)
             };
@@ -718,10 +813,14 @@ pub fn train_data_parallel(
             let mut losses = Vec::with_capacity(micro_total);
             let mut tokens = 0;
             let main_device = replicas[0].1.clone().inner();
-            for result in results {
+            for (r_index, result) in results.into_iter().enumerate() {
                 let r = result?;
                 losses.extend(r.losses);
                 tokens += r.tokens;
+                if collective && r_index > 0 {
+                    // Replica 0 already holds the all-reduced sums.
+                    continue;
+                }
                 for (id, g) in r.grads {
                     let g = g.to_device(&main_device);
                     match grads.remove(&id) {
