@@ -106,9 +106,11 @@ fi
 
 # 3. The stand-in bundle (XDG_DATA_HOME/tracel/<bundle>): sentinel + llvm-config wrapper.
 XDG=$TOOLS/xdg
+# Both are written only when missing or different: tracel-llvm-bundler's build script reruns when the sentinel's
+# mtime changes, and with it everything above cubecl in the dependency graph.
 mkdir -p "$XDG/tracel/$BUNDLE/bin"
-touch "$XDG/tracel/$BUNDLE/.tracel-llvm-installed"
-cat > "$XDG/tracel/$BUNDLE/bin/llvm-config" <<EOF
+[ -f "$XDG/tracel/$BUNDLE/.tracel-llvm-installed" ] || touch "$XDG/tracel/$BUNDLE/.tracel-llvm-installed"
+cat > "$XDG/tracel/$BUNDLE/bin/llvm-config.new" <<EOF
 #!/usr/bin/env bash
 # Written by biqa's scripts/build-cuda.sh: the shared libLLVM of $PREFIX in place of tracel's static bundle.
 args=()
@@ -122,7 +124,12 @@ for a in "\$@"; do
 done
 exec "$PREFIX/bin/llvm-config" "\${args[@]}"
 EOF
-chmod +x "$XDG/tracel/$BUNDLE/bin/llvm-config"
+if cmp -s "$XDG/tracel/$BUNDLE/bin/llvm-config.new" "$XDG/tracel/$BUNDLE/bin/llvm-config"; then
+  rm "$XDG/tracel/$BUNDLE/bin/llvm-config.new"
+else
+  chmod +x "$XDG/tracel/$BUNDLE/bin/llvm-config.new"
+  mv "$XDG/tracel/$BUNDLE/bin/llvm-config.new" "$XDG/tracel/$BUNDLE/bin/llvm-config"
+fi
 
 # 4. cargo.
 export XDG_DATA_HOME=$XDG CXX=clang++-19 CARGO_TARGET_DIR=$TARGET

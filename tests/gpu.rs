@@ -24,7 +24,7 @@ use biqa_decoder::{GenerationConfig, Sampling};
 use biqa_model::{LoadOptions, Owl2, Scorer, ScoringPrompt};
 use biqa_probes::LensConfig;
 use biqa_testkit::{Arrays, fixture, fixture_json, host};
-use biqa_train::optim::{AdamW, AdamWConfig, DecayExclusion, global_grad_norm};
+use biqa_train::optim::{AdamWConfig, global_grad_norm};
 use biqa_train::params::collect_grads;
 use biqa_train::{ForwardLoss, Owl2Net, TrainablePolicy};
 use burn::tensor::Device;
@@ -296,16 +296,6 @@ fn probes(device: &Device, cpu: bool, policy: FloatPolicy, tol: f64) -> Result<(
     Ok(())
 }
 
-fn fixture_adamw() -> AdamW {
-    AdamW::new(AdamWConfig {
-        beta1: 0.9,
-        beta2: 0.98,
-        eps: 1e-6,
-        weight_decay: 0.01,
-        decay_exclusion: DecayExclusion::None,
-    })
-}
-
 /// One step of each kind on the autodiff `device`: its loss (the fixture's `loss.a_plain_ce` to `tol` relative),
 /// the global gradient norm (LoRA: finite and positive; full: the fixture's to `tol`), and the loss after one
 /// AdamW step (finite, and different).
@@ -346,7 +336,7 @@ fn train_steps(device: &Device, policy: FloatPolicy, tol: f64) -> Result<()> {
                 "{what}: gradient norm {norm} vs the fixture's {want_norm}"
             );
         }
-        let model = fixture_adamw().step(model, 1e-3, grads);
+        let model = train_step_batch::fixture_adamw().step(model, 1e-3, grads);
         let after = model.forward_loss(&batch, Some(pixels()?), 0.0)?;
         let after = f64::from(host(after.loss.inner())[0]);
         ensure!(

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use anyhow::{Result, anyhow, ensure};
 use biqa_testkit::{Arrays, ensure_rel_close, fixture, fixture_json, host, max_abs_diff};
 use biqa_train::batch::ExpandedBatch;
-use biqa_train::optim::{AdamW, AdamWConfig, DecayExclusion, global_grad_norm};
+use biqa_train::optim::global_grad_norm;
 use biqa_train::params::{FlatGrad, ParamInfo, collect_grads, param_infos, param_values};
 use biqa_train::{ForwardLoss, Owl2Assets, Owl2Net, label_smoothed_nll, load_model};
 use burn::module::{Module, ParamId};
@@ -83,16 +83,6 @@ const SMALL: [&str; 3] = [
     "model.visual_abstractor.query_embeds",
 ];
 
-fn fixture_adamw() -> AdamW {
-    AdamW::new(AdamWConfig {
-        beta1: 0.9,
-        beta2: 0.98,
-        eps: 1e-6,
-        weight_decay: 0.01,
-        decay_exclusion: DecayExclusion::None,
-    })
-}
-
 #[test]
 fn parameter_names_are_the_checkpoint_names() -> Result<()> {
     let (model, _) = load_model(model_dir(), &Device::flex())?;
@@ -147,7 +137,7 @@ fn adamw_alone_from_the_stored_gradients() -> Result<()> {
             Tensor::from_data(TensorData::new(g, [info.numel]), &Device::flex()),
         );
     }
-    let mut opt = fixture_adamw();
+    let mut opt = train_step_batch::fixture_adamw();
     let model = opt.step(model, 1e-3, grads.clone());
     let after = param_values(&model);
     check_values(&e, &infos, &after, "step1", &SELECTED, 3e-7)?;
@@ -352,7 +342,7 @@ fn full_forward_backward_and_two_adamw_steps() -> Result<()> {
     }
 
     // Step 1 of AdamW, then the forward of step 2.
-    let mut opt = fixture_adamw();
+    let mut opt = train_step_batch::fixture_adamw();
     let model = opt.step(model, 1e-3, grads.clone());
     check_values(&e, &infos, &param_values(&model), "step1", &SELECTED, 1e-4)?;
     let (loss2, grads2, _) = forward_backward(&model, &assets, &batch, 0.0)?;
@@ -432,7 +422,7 @@ fn label_smoothed_gradient_and_frozen_vision() -> Result<()> {
         1e-5,
     )?;
     check_grads(&e, &infos, &grads, "frozen_grad1", &SMALL)?;
-    let mut opt = fixture_adamw();
+    let mut opt = train_step_batch::fixture_adamw();
     let model = opt.step(model, 1e-3, grads.clone());
     let after = param_values(&model);
     let mut frozen = 0;

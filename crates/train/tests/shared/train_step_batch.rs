@@ -1,4 +1,4 @@
-//! The batch of `tests/fixtures/train-step` (`--version v1`, `[single_image, text_only]`), shared by
+//! The batch (and the optimiser) of `tests/fixtures/train-step` (`--version v1`, `[single_image, text_only]`), shared by
 //! `crates/train/tests/train_step.rs`, `crates/train/tests/masking.rs` and `benches/common.rs` (included by path: one
 //! copy for all).
 
@@ -8,6 +8,7 @@ use biqa_data::{ConversationRecord, Turn};
 use biqa_train::Owl2Assets;
 use biqa_train::batch::{ExpandedBatch, collate, expand, pad_id};
 use biqa_train::conversation::{TokenizeOptions, tokenize_record};
+use biqa_train::optim::{AdamW, AdamWConfig, DecayExclusion};
 
 fn turn(from: &str, value: &str) -> Turn {
     Turn {
@@ -63,4 +64,15 @@ pub fn fixture_batch(
     let b = tokenize_record(tok, &text, 1, &options)?;
     let batch = collate([&a, &b], pad_id(tok), options.model_max_length)?;
     expand(&batch, image_tokens)
+}
+
+/// The fixture's optimiser: AdamW(β = 0.9 / 0.98, ε = 1e-6, weight decay 0.01 on every parameter).
+pub fn fixture_adamw() -> AdamW {
+    AdamW::new(AdamWConfig {
+        beta1: 0.9,
+        beta2: 0.98,
+        eps: 1e-6,
+        weight_decay: 0.01,
+        decay_exclusion: DecayExclusion::None,
+    })
 }
