@@ -699,12 +699,17 @@ fn bench_measures_every_row() -> Result<()> {
         "cold_start_s",
         "score_batch1_ms",
         "score_batch_images_per_s",
-        "decode_ms_per_token",
         "lora_step_s",
     ] {
         let x = v[key].as_f64().with_context(|| format!("{key} in {v}"))?;
         anyhow::ensure!(x.is_finite() && x > 0.0, "{key} = {x}");
     }
+    // A difference of two timings ((t_N − t_1) / (N − 1)): on the tiny model a stall in t_1 can outweigh 11 tokens,
+    // so only its presence is checked (no timing assertions in tests).
+    let decode = v["decode_ms_per_token"]
+        .as_f64()
+        .context("decode_ms_per_token")?;
+    anyhow::ensure!(decode.is_finite(), "decode_ms_per_token = {decode}");
     anyhow::ensure!(v["score_tokens"].as_u64().is_some_and(|n| n > 9), "{v}");
     if !cfg!(feature = "cuda") {
         let out = biqa(&["--device", "cuda", "bench", "--model", "x", "--image", "y"]);

@@ -107,11 +107,7 @@ pub fn run(args: Args, rt: &Runtime) -> Result<()> {
         let t = Instant::now();
         let shape = biqa::realshape::RealShape {
             llm_layers: layers,
-            dtype: match rt.dtype {
-                super::runtime::Dtype::F32 => burn::tensor::DType::F32,
-                super::runtime::Dtype::Bf16 => burn::tensor::DType::BF16,
-                super::runtime::Dtype::F16 => burn::tensor::DType::F16,
-            },
+            dtype: rt.policy().dtype(),
             ..Default::default()
         };
         shape.write(&args.model)?;

@@ -23,6 +23,17 @@ pub enum FloatPolicy {
     F16,
 }
 
+impl FloatPolicy {
+    /// The dtype parameters are created in under this policy.
+    pub fn dtype(self) -> DType {
+        match self {
+            FloatPolicy::F32 => DType::F32,
+            FloatPolicy::Bf16 => DType::BF16,
+            FloatPolicy::F16 => DType::F16,
+        }
+    }
+}
+
 /// Where tensors come from.
 #[derive(Clone, Copy)]
 enum Source<'a> {
@@ -234,11 +245,7 @@ impl<'a> Weights<'a> {
 
     /// The dtype parameters are created in.
     pub fn dtype(&self) -> DType {
-        match self.policy {
-            FloatPolicy::F32 => DType::F32,
-            FloatPolicy::Bf16 => DType::BF16,
-            FloatPolicy::F16 => DType::F16,
-        }
+        self.policy.dtype()
     }
 
     /// Reads `name` in the policy's dtype if it exists with shape `shape`; records a problem otherwise.

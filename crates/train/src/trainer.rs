@@ -645,8 +645,9 @@ pub fn train_distributed(
     // replica's micro-batches did not reach is reduced as zeros), and the first replica's sums step the optimiser.
     let collective = sync == GradientSync::AllReduce && replicas.len() > 1;
     let inner_devices: Vec<Device> = devices.iter().map(|d| d.clone().inner()).collect();
-    let dtypes = crate::params::param_dtypes(&model);
-    let reduce_order: Vec<(ParamId, usize, burn::tensor::DType)> =
+    // Only the collective path needs the parameters' order and dtypes.
+    let reduce_order: Vec<(ParamId, usize, burn::tensor::DType)> = if collective {
+        let dtypes = crate::params::param_dtypes(&model);
         crate::params::param_infos(&model)
             .into_iter()
             .filter(|p| p.trainable)
@@ -657,7 +658,10 @@ pub fn train_distributed(
                     .unwrap_or(burn::tensor::DType::F32);
                 (p.id, p.numel, dtype)
             })
-            .collect();
+            .collect()
+    } else {
+        Vec::new()
+    };
     let _context = collective.then(|| {
         burn::tensor::distributed::DistributedContext::init(
             inner_devices.clone(),
