@@ -6,7 +6,7 @@
 use burn::tensor::{Bytes, DType, Shape, Tensor};
 use burn_flex::{Flex, FlexTensor, Layout};
 
-use crate::{into_flex_f32, simd};
+use crate::{gemv, into_flex_f32, simd};
 
 /// Work (m·n·k) above which one GEMM is split across threads (burn-flex's threshold).
 const GEMM_PARALLEL: usize = 192 * 192 * 192;
@@ -123,7 +123,11 @@ pub(crate) fn linear<const D: usize>(
         }
         None => out.resize(m * n, 0.0),
     }
-    if m > 0 && n > 0 && k > 0 {
+    if m <= gemv::MAX_ROWS && w_rs == n as isize && w_cs == 1 && woff + k * n <= wbuf.len() {
+        // Decoding: the weight streamed once (the GEMM would pack it first).
+        let w = gemv::Matrix::F32(&wbuf[woff..woff + k * n]);
+        gemv::rows_times_matrix(simd::detect(), xs, (m, k, n), w, &mut out);
+    } else if m > 0 && n > 0 && k > 0 {
         // SAFETY: `xs` is [m, k] row-major, `wbuf[woff..]` holds the [k, n] weight at its strides (checked by
         // `matrix`), `out` is [m, n] row-major; `out` is ours alone.
         #[allow(unsafe_code)]
@@ -305,12 +309,6 @@ fn bf16_elems(t: &FlexTensor) -> Option<&[half::bf16]> {
     t.storage::<half::bf16>().get(start..end)
 }
 
-/// Rows of `x` at or below which [`linear_bf16`] streams the weights once through a fused widen-multiply-add
-/// (decoding); above, blocks of weight rows are widened into an f32 scratch for the GEMM.
-const STREAM_MAX_ROWS: usize = 8;
-/// Output columns per task of the streaming path.
-const STREAM_COLS: usize = 512;
-
 /// `x · W + b` for flex bf16 tensors (`x` `[.., K]`, `W` `[K, N]` contiguous, `b` `[N]`): the weights are read in
 /// bf16 once per call — half the bytes of f32, which is what decoding is bound by — widened to f32 on the fly,
 /// products accumulated in f32 as PyTorch's CPU bf16 linear does, and the output rounded to bf16 once. burn-flex
@@ -348,36 +346,19 @@ pub(crate) fn linear_bf16<const D: usize>(
         return None;
     }
     let mut out = vec![0.0f32; m * n];
-    if m <= STREAM_MAX_ROWS {
-        // Each task owns a band of output columns for every row and walks all K weight rows once.
-        let bands: Vec<(usize, Vec<f32>)> = (0..n.div_ceil(STREAM_COLS))
-            .into_par_iter()
-            .map(|band| {
-                let c0 = band * STREAM_COLS;
-                let width = STREAM_COLS.min(n - c0);
-                let mut acc = vec![0.0f32; m * width];
-                for i in 0..k {
-                    let row = &w[i * n + c0..i * n + c0 + width];
-                    for r in 0..m {
-                        let xv = xs[r * k + i];
-                        if xv == 0.0 {
-                            continue;
-                        }
-                        for (a, wv) in acc[r * width..(r + 1) * width].iter_mut().zip(row) {
-                            *a += xv * wv.to_f32();
-                        }
-                    }
-                }
-                (c0, acc)
-            })
-            .collect();
-        for (c0, acc) in bands {
-            let width = acc.len() / m;
-            for r in 0..m {
-                out[r * n + c0..r * n + c0 + width]
-                    .copy_from_slice(&acc[r * width..(r + 1) * width]);
-            }
+    if let Some(b) = &b32 {
+        for row in out.chunks_exact_mut(n.max(1)) {
+            row.copy_from_slice(b);
         }
+    }
+    if m <= gemv::MAX_ROWS {
+        gemv::rows_times_matrix(
+            simd::detect(),
+            &xs,
+            (m, k, n),
+            gemv::Matrix::Bf16(w),
+            &mut out,
+        );
     } else if m > 0 && n > 0 && k > 0 {
         // Blocks of weight rows widened into a scratch that stays in cache, each accumulated by one GEMM.
         let block = ((1usize << 20) / (n * 4)).clamp(8, k);
@@ -407,13 +388,6 @@ pub(crate) fn linear_bf16<const D: usize>(
                     (n as isize, 1),
                     parallelism(m, n, kb),
                 );
-            }
-        }
-    }
-    if let Some(b) = &b32 {
-        for row in out.chunks_exact_mut(n.max(1)) {
-            for (o, b) in row.iter_mut().zip(b) {
-                *o += b;
             }
         }
     }

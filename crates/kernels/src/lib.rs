@@ -21,6 +21,7 @@ use burn::tensor::{Bytes, DType, FloatDType, Tensor, activation};
 use burn_flex::{Flex, FlexTensor, Layout};
 
 mod gemm_ops;
+mod gemv;
 mod simd;
 
 /// Below this many elements a kernel runs on the calling thread (a rayon split costs more than it saves).
