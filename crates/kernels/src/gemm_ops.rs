@@ -113,16 +113,11 @@ pub(crate) fn linear<const D: usize>(
     let xs = xt.as_slice::<f32>()?;
     let (wbuf, woff, w_rs, w_cs) = matrix(&wt)?;
     let m: usize = dims[..D - 1].iter().product();
-    let mut out: Vec<f32> = Vec::with_capacity(m * n);
-    match &bt {
-        Some(b) => {
-            let bs = b.as_slice::<f32>()?;
-            for _ in 0..m {
-                out.extend_from_slice(bs);
-            }
-        }
-        None => out.resize(m * n, 0.0),
-    }
+    let bs = match &bt {
+        Some(b) => Some(b.as_slice::<f32>()?),
+        None => None,
+    };
+    let mut out = bias_rows(m, n, bs);
     if m <= gemv::MAX_ROWS && w_rs == n as isize && w_cs == 1 && woff + k * n <= wbuf.len() {
         // Decoding: the weight streamed once (the GEMM would pack it first).
         let w = gemv::Matrix::F32(&wbuf[woff..woff + k * n]);
@@ -148,6 +143,14 @@ pub(crate) fn linear<const D: usize>(
     let mut shape = dims;
     shape[D - 1] = n;
     Some(host_tensor(out, &shape))
+}
+
+/// The `[m, n]` row-major output buffer that a product is accumulated onto: `bias` `[n]` in every row, or zeros.
+fn bias_rows(m: usize, n: usize, bias: Option<&[f32]>) -> Vec<f32> {
+    match bias {
+        Some(b) => b.repeat(m),
+        None => vec![0.0; m * n],
+    }
 }
 
 /// A contiguous flex f32 tensor of `shape` owning `data` (`Bytes::from_elems`: no re-alignment copy).
@@ -345,12 +348,7 @@ pub(crate) fn linear_bf16<const D: usize>(
     if xs.len() != m * k || w.len() != k * n {
         return None;
     }
-    let mut out = vec![0.0f32; m * n];
-    if let Some(b) = &b32 {
-        for row in out.chunks_exact_mut(n.max(1)) {
-            row.copy_from_slice(b);
-        }
-    }
+    let mut out = bias_rows(m, n, b32.as_deref());
     if m <= gemv::MAX_ROWS {
         gemv::rows_times_matrix(
             simd::detect(),
