@@ -9,10 +9,12 @@
 //!
 //! ```text
 //! cargo run --release --example pretrain -- [--out DIR] [--seed N] [--steps N] [--batch-size N] [--lr LR]
-//!     [--crops N] [--curriculum N] [--processing-question | --captions-only] [--check N] [--check-only DIR] [--bundle DIR]
+//!     [--crops N] [--dead-leaves N] [--curriculum N] [--processing-question | --captions-only] [--check N] [--check-only DIR] [--bundle DIR]
 //! ```
 //! Defaults: `target/pretrain`, seed 0, [`PretrainSettings::default`] (3000 steps of 32 at lr 3e-4, cosine, 3 %
-//! warmup, captions and the processing question; `--captions-only` drops the question), 48 crops per photo; the check generates the captions of 140 training and 140 held-out images.
+//! warmup, captions and the processing question; `--captions-only` drops the question), 100 crops per photo of the
+//! six training photos and of 24 dead-leaves pictures (`--dead-leaves N`, [`biqa::data::dead_leaves`]); the check
+//! generates the captions of 140 images of the training photos (not the pictures) and 140 of the held-out photos.
 //! The final model is `DIR/seed<N>/train/final`. `--bundle data/miniature` also writes it, weights as bf16, to
 //! `data/miniature/seed<N>/` with its loss log (`pretrain_loss.csv`) and `pretrain.json` (command, time, machine,
 //! caption checks): the bundled starting points of the main job.
@@ -160,7 +162,7 @@ fn main() -> Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut out = root.join("target/pretrain");
     let mut settings = PretrainSettings::default();
-    let (mut seed, mut crops) = (0u64, 48usize);
+    let mut seed = 0u64;
     let mut check = 140usize;
     let mut bundle: Option<PathBuf> = None;
     let mut check_only: Option<PathBuf> = None;
@@ -176,7 +178,8 @@ fn main() -> Result<()> {
             "--curriculum" => settings.curriculum_steps = value("--curriculum")?.parse()?,
             "--processing-question" => settings.processing_question = true,
             "--captions-only" => settings.processing_question = false,
-            "--crops" => crops = value("--crops")?.parse()?,
+            "--crops" => settings.crops_per_photo = value("--crops")?.parse()?,
+            "--dead-leaves" => settings.dead_leaves = value("--dead-leaves")?.parse()?,
             "--check" => check = value("--check")?.parse()?,
             "--bundle" => bundle = Some(PathBuf::from(value("--bundle")?)),
             "--check-only" => check_only = Some(PathBuf::from(value("--check-only")?)),
@@ -189,19 +192,17 @@ fn main() -> Result<()> {
         "building the miniature's synthetic set in {} …",
         data.display()
     );
-    let photos = biqa::data::bundled_photos()?;
-    let set = biqa::data::synth_with(
-        &data,
-        &photos,
-        &miniature::synth_config(crops, 0),
-        &mut |_, _| {},
-    )?;
+    let (set, photos) = miniature::pretrain_set(&data, &settings)?;
     let train_items = set.items_in(Split::Train);
     eprintln!(
-        "{} training images ({} photos); splits: {:?}",
+        "{} training images ({} photos, {} of them dead-leaves pictures); held out: {:?}",
         train_items.len(),
         set.splits.values().filter(|s| **s == Split::Train).count(),
+        settings.dead_leaves,
         set.splits
+            .iter()
+            .filter(|(_, s)| **s != Split::Train)
+            .collect::<Vec<_>>()
     );
     let run = out.join(format!("seed{seed}"));
     let PretrainSettings {
@@ -210,6 +211,8 @@ fn main() -> Result<()> {
         lr,
         curriculum_steps,
         processing_question,
+        crops_per_photo: crops,
+        dead_leaves,
     } = settings;
     let (final_model, losses) = match &check_only {
         Some(dir) => (dir.clone(), Vec::new()),
@@ -252,7 +255,20 @@ fn main() -> Result<()> {
             .collect(),
         check,
     );
-    let seen = pick(train_items.clone(), check);
+    // The training photographs (not the dead-leaves pictures): what the check compares the held-out photos with.
+    let pictures: std::collections::HashSet<&str> = photos
+        .iter()
+        .filter(|p| p.subject == biqa::data::DEAD_LEAVES_SUBJECT)
+        .map(|p| p.name.as_str())
+        .collect();
+    let seen = pick(
+        train_items
+            .iter()
+            .copied()
+            .filter(|i| !pictures.contains(i.source.as_str()))
+            .collect(),
+        check,
+    );
     let (k_seen, s_seen) = check_captions(&final_model, &data, &seen)?;
     let (k_held, s_held) = check_captions(&final_model, &data, &held_out)?;
     println!(
@@ -268,7 +284,7 @@ fn main() -> Result<()> {
         write_bundle(&final_model, &dst)?;
         biqa::reproduce::write_loss_csv(&dst.join("pretrain_loss.csv"), &losses)?;
         let note = format!(
-            "{{\n  \"command\": \"cargo run --release --example pretrain -- --seed {seed} --steps {steps} --batch-size {batch_size} --lr {lr} --crops {crops} --curriculum {curriculum_steps}{} --bundle {}\",\n  \"seed\": {seed},\n  \"train_seconds\": {train_seconds:.0},\n  \"machine\": \"{}\",\n  \"held_out_processing_right\": {k_held:.4},\n  \"held_out_strength_right\": {s_held:.4},\n  \"training_processing_right\": {k_seen:.4},\n  \"training_strength_right\": {s_seen:.4}\n}}\n",
+            "{{\n  \"command\": \"cargo run --release --example pretrain -- --seed {seed} --steps {steps} --batch-size {batch_size} --lr {lr} --crops {crops} --dead-leaves {dead_leaves} --curriculum {curriculum_steps}{} --bundle {}\",\n  \"seed\": {seed},\n  \"train_seconds\": {train_seconds:.0},\n  \"machine\": \"{}\",\n  \"held_out_processing_right\": {k_held:.4},\n  \"held_out_strength_right\": {s_held:.4},\n  \"training_processing_right\": {k_seen:.4},\n  \"training_strength_right\": {s_seen:.4}\n}}\n",
             if processing_question {
                 " --processing-question"
             } else {

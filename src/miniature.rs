@@ -8,6 +8,9 @@
 //!   initialised checkpoint directory of it (config, weights, the bundled tokenizer, preprocessor).
 //! - [`synth_config`]: the synthetic set of the miniature (crops of 64 px from all nine bundled photos, split by
 //!   source photo 6 / 1 / 2 with a fixed seed, so that every seed tests on the same unseen photos).
+//! - [`pretrain_set`]: the pre-alignment set: the same crops and processings, of the six training photos and of
+//!   [`biqa_data::dead_leaves`] pictures (procedural content, so that perception cannot be learnt as a property of
+//!   six photos).
 //! - [`caption`] / [`caption_records`]: the pre-alignment task. Each image is captioned with its subject and, in
 //!   neutral words, what was done to it ("A photo of a tabby cat. It was blurred, strength 4."), as web captions
 //!   name processing for CLIP; never a quality level or judgement. Perception may come from pre-alignment; the
@@ -327,10 +330,15 @@ pub struct PretrainSettings {
     pub curriculum_steps: usize,
     /// Also ask "What was done to this photo?" of every image (answer: the processing sentence alone).
     pub processing_question: bool,
+    /// Crops per photo of the pre-alignment set (36 images each).
+    pub crops_per_photo: usize,
+    /// [`biqa_data::dead_leaves`] pictures added to the six training photos ([`pretrain_photos`]).
+    pub dead_leaves: usize,
 }
 
 impl Default for PretrainSettings {
-    /// 3000 steps of 32 images at lr 3e-4, no curriculum, captions and the processing question. (At lr 1e-3 and
+    /// 3000 steps of 32 images at lr 3e-4, no curriculum, captions and the processing question, 100 crops per photo
+    /// and 24 dead-leaves pictures (30 training pictures: 108,000 images). (At lr 1e-3 and
     /// above this small mPLUG-Owl2 learns the captions' text and the images' brightness but not blur, noise,
     /// compression or pixelation — in PyTorch alike: the original code, trained on heavy blur vs clean crops, stays
     /// at chance for 200 steps at 1e-3 and learns it at 3e-4 or 1e-4.)
@@ -341,8 +349,49 @@ impl Default for PretrainSettings {
             lr: 3e-4,
             curriculum_steps: 0,
             processing_question: true,
+            crops_per_photo: 100,
+            dead_leaves: 24,
         }
     }
+}
+
+/// The seed of the [`biqa_data::dead_leaves`] pictures of the pre-alignment set (the same pictures for every
+/// seed, as the photos are).
+pub const DEAD_LEAVES_SEED: u64 = 0x1EAF;
+
+/// The photos of the pre-alignment set: the nine bundled photographs (the held-out three are split off by
+/// [`synth_config`] and never trained on) and `dead_leaves` procedural pictures of 384 px
+/// ([`biqa_data::dead_leaves_photos`], subject "overlapping shapes"), which are training photos.
+///
+/// # Errors
+/// [`biqa_data::DataError`] if a bundled photo does not decode.
+pub fn pretrain_photos(dead_leaves: usize) -> Result<Vec<Photo>> {
+    let mut photos = biqa_data::bundled_photos()?;
+    photos.extend(biqa_data::dead_leaves_photos(
+        dead_leaves,
+        384,
+        DEAD_LEAVES_SEED,
+    ));
+    Ok(photos)
+}
+
+/// Builds the pre-alignment set of `settings` in `data` ([`pretrain_photos`], [`synth_config`] with
+/// `settings.crops_per_photo`); returns it with its photos (for the subjects of the captions).
+///
+/// # Errors
+/// Data errors (the set cannot be written).
+pub fn pretrain_set(
+    data: &Path,
+    settings: &PretrainSettings,
+) -> Result<(biqa_data::SynthOutput, Vec<Photo>)> {
+    let photos = pretrain_photos(settings.dead_leaves)?;
+    let set = biqa_data::synth_with(
+        data,
+        &photos,
+        &synth_config(settings.crops_per_photo, 0),
+        &mut |_, _| {},
+    )?;
+    Ok((set, photos))
 }
 
 /// The question of the processing-only records ([`PretrainSettings::processing_question`]).
@@ -455,4 +504,48 @@ pub fn pretrain(
         key: "pre-alignment steps",
         reason: "no step to run".into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pretrain_set_adds_pictures_to_training_and_never_trains_on_held_out_photos() -> Result<()> {
+        let tmp = tempfile::tempdir().map_err(|source| Error::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        let settings = PretrainSettings {
+            crops_per_photo: 1,
+            dead_leaves: 2,
+            ..PretrainSettings::default()
+        };
+        let (set, photos) = pretrain_set(tmp.path(), &settings)?;
+        assert_eq!(photos.len(), 11, "nine photos and two pictures");
+        let train: std::collections::BTreeSet<&str> = set
+            .items_in(Split::Train)
+            .iter()
+            .map(|i| i.source.as_str())
+            .collect();
+        let expected: std::collections::BTreeSet<&str> = [
+            "astronaut",
+            "camera",
+            "coins",
+            "flower",
+            "hubble_deep_field",
+            "leaves00",
+            "leaves01",
+            "rocket",
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(train, expected);
+        for (name, split) in HELD_OUT {
+            assert_eq!(set.splits.get(name), Some(&split), "{name}");
+        }
+        // Every training picture has its 36 images (reference and 7 × 5 processings).
+        assert_eq!(set.items_in(Split::Train).len(), 8 * 36);
+        Ok(())
+    }
 }

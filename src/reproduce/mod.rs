@@ -9,7 +9,9 @@
 //!
 //! Outputs under `out`: `data/` (the synthetic set), `seed<N>/` (the starting point, both fine-tuned models, one
 //! evaluation folder per model and pipeline as `biqa eval` writes them), `report.md`, `report.json` (every number)
-//! and the PNG figures.
+//! and the PNG figures. A rerun resumes a seed's fine-tuning and evaluations only if they were made from the same
+//! starting point and settings (`seed<N>/start.txt`); otherwise the seed's folder is cleared first. `--from-scratch`
+//! also writes `pretrain_data/` (the pre-alignment set, [`miniature::pretrain_set`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -318,6 +320,90 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
+/// What a seed's fine-tuned models and evaluations are made from: the settings of the run (all but the output folder
+/// and the list of seeds) and the starting point — each file of its directory by name, size and modification time
+/// (cheap for a 7B directory; rewriting the weights, as `examples/pretrain.rs --bundle` does, changes it), or the
+/// pre-alignment settings for `--from-scratch`.
+fn seed_fingerprint(config: &ReproduceConfig, seed: u64) -> Result<String> {
+    let settings = ReproduceConfig {
+        out: PathBuf::new(),
+        seeds: Vec::new(),
+        ..config.clone()
+    };
+    let mut text = format!(
+        "seed {seed}\n{}\n",
+        serde_json::to_string(&settings).unwrap_or_default()
+    );
+    let start_dir = match &config.start {
+        Start::Bundled { dir } => Some(dir.join(format!("seed{seed}"))),
+        Start::Model { dir } => Some(dir.clone()),
+        Start::FromScratch { steps } => {
+            let _ = writeln!(
+                text,
+                "{:?}",
+                PretrainSettings {
+                    steps: *steps,
+                    ..PretrainSettings::default()
+                }
+            );
+            None
+        }
+    };
+    if let Some(dir) = start_dir {
+        let mut files: Vec<(String, u64, u128)> = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let entry = entry.map_err(io_err(&dir))?;
+            let meta = entry.metadata().map_err(io_err(&entry.path()))?;
+            if meta.is_file() {
+                let modified = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                files.push((
+                    entry.file_name().to_string_lossy().into_owned(),
+                    meta.len(),
+                    modified,
+                ));
+            }
+        }
+        files.sort();
+        for (name, len, modified) in files {
+            let _ = writeln!(text, "{name} {len} {modified}");
+        }
+    }
+    Ok(text)
+}
+
+/// Makes `dir` (a seed's folder) hold only work made from `fingerprint` ([`seed_fingerprint`]): if its
+/// `start.txt` differs (another starting point, other settings, or a folder from before the stamp existed),
+/// everything in it is removed first — fine-tuning resumes from its checkpoints and evaluations from their results,
+/// which would otherwise be stale.
+fn claim_seed_dir(dir: &Path, fingerprint: &str, progress: &mut dyn FnMut(&str)) -> Result<()> {
+    let stamp = dir.join("start.txt");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(fingerprint) {
+        return Ok(());
+    }
+    let mut cleared = 0usize;
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let path = entry.map_err(io_err(dir))?.path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).map_err(io_err(&path))?;
+        } else {
+            std::fs::remove_file(&path).map_err(io_err(&path))?;
+        }
+        cleared += 1;
+    }
+    if cleared > 0 {
+        progress(&format!(
+            "{}: made from another starting point or other settings; cleared",
+            dir.display()
+        ));
+    }
+    biqa_core::write_bytes_atomic(&stamp, fingerprint.as_bytes())?;
+    Ok(())
+}
+
 fn load(dir: &Path, device: &Device) -> Result<Owl2> {
     Owl2::from_dir(dir, device, &LoadOptions::default()).map_err(|e| Error::Checkpoint {
         dir: dir.to_owned(),
@@ -444,9 +530,11 @@ pub fn run(config: &ReproduceConfig, progress: &mut dyn FnMut(&str)) -> Result<R
     ));
 
     let mut seeds = Vec::new();
+    let mut pretrain_set: Option<(biqa_data::SynthOutput, Vec<biqa_data::Photo>)> = None;
     for &seed in &config.seeds {
         let dir = out.join(format!("seed{seed}"));
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        claim_seed_dir(&dir, &seed_fingerprint(config, seed)?, progress)?;
         let mut loss_map: BTreeMap<String, Vec<(usize, f64)>> = BTreeMap::new();
         let start = match &config.start {
             Start::Bundled { dir: bundle } => {
@@ -474,10 +562,24 @@ pub fn run(config: &ReproduceConfig, progress: &mut dyn FnMut(&str)) -> Result<R
                     steps: *steps,
                     ..PretrainSettings::default()
                 };
+                // The pre-alignment set (more crops, and the dead-leaves pictures): built once, for every seed.
+                let pre_data = out.join("pretrain_data");
+                let (pre_set, pre_photos) = match pretrain_set.take() {
+                    Some(built) => built,
+                    None => {
+                        progress(&format!(
+                            "pre-alignment set: {} crops per photo, {} dead-leaves pictures, in {}",
+                            settings.crops_per_photo,
+                            settings.dead_leaves,
+                            pre_data.display()
+                        ));
+                        miniature::pretrain_set(&pre_data, &settings)?
+                    }
+                };
                 let report = miniature::pretrain(
-                    &data,
-                    &train_items,
-                    &photos,
+                    &pre_data,
+                    &pre_set.items_in(Split::Train),
+                    &pre_photos,
                     seed,
                     &settings,
                     &dir.join("pretrain"),
@@ -487,6 +589,7 @@ pub fn run(config: &ReproduceConfig, progress: &mut dyn FnMut(&str)) -> Result<R
                         progress,
                     },
                 )?;
+                pretrain_set = Some((pre_set, pre_photos));
                 loss_map.insert("pre-alignment".into(), losses(&report.steps));
                 report.final_model
             }
@@ -812,3 +915,64 @@ pub fn distortion_names() -> Vec<&'static str> {
 
 mod report;
 pub use report::{Headline, headline_table, headlines, mean_std, write_report};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_folder_made_from_another_starting_point_is_cleared() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let bundle = tmp.path().join("bundle");
+        std::fs::create_dir_all(bundle.join("seed0"))?;
+        std::fs::write(bundle.join("seed0/model.safetensors"), b"weights v1")?;
+        let config = ReproduceConfig::quick(
+            tmp.path().join("out"),
+            Start::Bundled {
+                dir: bundle.clone(),
+            },
+        );
+        let seed_dir = tmp.path().join("out/seed0");
+        std::fs::create_dir_all(seed_dir.join("one-stage/checkpoints"))?;
+        let mut lines = Vec::new();
+        let mut progress = |l: &str| lines.push(l.to_owned());
+
+        // A folder without a stamp (made before it existed, or by hand) is cleared and stamped.
+        let first = seed_fingerprint(&config, 0)?;
+        claim_seed_dir(&seed_dir, &first, &mut progress)?;
+        assert!(!seed_dir.join("one-stage").exists());
+        assert_eq!(std::fs::read_to_string(seed_dir.join("start.txt"))?, first);
+
+        // The same starting point and settings: the work done is kept (to be resumed).
+        std::fs::create_dir_all(seed_dir.join("one-stage/final"))?;
+        claim_seed_dir(&seed_dir, &seed_fingerprint(&config, 0)?, &mut progress)?;
+        assert!(seed_dir.join("one-stage/final").is_dir());
+
+        // Other settings: cleared.
+        let other = ReproduceConfig {
+            steps: config.steps + 1,
+            ..config.clone()
+        };
+        let f = seed_fingerprint(&other, 0)?;
+        assert_ne!(f, first);
+        // Rewritten weights: cleared.
+        std::fs::write(
+            bundle.join("seed0/model.safetensors"),
+            b"weights v2, retrained",
+        )?;
+        let rewritten = seed_fingerprint(&config, 0)?;
+        assert_ne!(rewritten, first);
+        claim_seed_dir(&seed_dir, &rewritten, &mut progress)?;
+        assert!(!seed_dir.join("one-stage").exists());
+        assert_eq!(lines.len(), 2, "{lines:?}");
+
+        // Another seed list or output folder alone does not change a seed's fingerprint.
+        let more_seeds = ReproduceConfig {
+            seeds: vec![0, 1, 2],
+            out: tmp.path().join("elsewhere"),
+            ..config.clone()
+        };
+        assert_eq!(seed_fingerprint(&more_seeds, 0)?, rewritten);
+        Ok(())
+    }
+}

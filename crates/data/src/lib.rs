@@ -5,6 +5,8 @@
 //!   distortions at five KADID-like levels ([`DistortionKind`]), a documented pseudo-MOS ([`pseudo_mos`]) and level,
 //!   descriptions with conclusions ([`describe`]), `manifest.csv` and Q-Align/LLaVA JSON for one-stage, stage-1 and
 //!   stage-2 training, split by source photo;
+//! - [`dead_leaves`]: seeded procedural pictures (occluding shapes with natural-image size statistics) that the
+//!   miniature's pre-alignment adds to its training photos;
 //! - [`count_table`]: the distortion × level count table of a configuration;
 //! - [`Manifest`]: one type for real datasets (KonIQ-10k, KADID-10k, pyiqa meta-info CSVs, Q-Align / Q-Instruct
 //!   JSON, SPAQ and CSIQ `.xlsx` ([`read_spaq`], [`read_csiq`]), LIVE Challenge `.mat` ([`read_live_challenge`])),
@@ -16,6 +18,7 @@ mod distort;
 mod error;
 mod io;
 mod manifest;
+mod procedural;
 mod readers_office;
 mod split;
 mod synth;
@@ -29,6 +32,7 @@ pub use manifest::{
     Entry, KoniqScore, Manifest, Scale, read_conversations, read_kadid, read_koniq,
     read_koniq_sets, read_pyiqa, read_qalign_json, read_synth_manifest,
 };
+pub use procedural::{DEAD_LEAVES_SUBJECT, dead_leaves, dead_leaves_photos};
 pub use readers_office::{LiveChallengeOptions, read_csiq, read_live_challenge, read_spaq};
 pub use split::{Split, SplitFractions, split_groups};
 pub use synth::{
