@@ -349,7 +349,8 @@ fn seed_fingerprint(config: &ReproduceConfig, seed: u64) -> Result<String> {
             None
         }
     };
-    if let Some(dir) = start_dir {
+    // A missing directory is reported by the run itself, with how to make it.
+    if let Some(dir) = start_dir.filter(|d| d.is_dir()) {
         let mut files: Vec<(String, u64, u128)> = Vec::new();
         for entry in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
             let entry = entry.map_err(io_err(&dir))?;
@@ -973,6 +974,8 @@ mod tests {
             ..config.clone()
         };
         assert_eq!(seed_fingerprint(&more_seeds, 0)?, rewritten);
+        // A seed with no bundled starting point: no error here (the run reports it, with how to make it).
+        assert!(seed_fingerprint(&config, 7)?.starts_with("seed 7\n"));
         Ok(())
     }
 }
