@@ -3,7 +3,7 @@
 //!
 //! A randomly initialised miniature ([`biqa::miniature`]) is trained on the pre-alignment task — image + "Describe
 //! this photo." → "A photo of {subject}. It was {processing}, strength {n}." — over clean and processed crops of
-//! the training photos only (the validation and test photos are never seen). The captions name what was done to
+//! the training photos and of procedural dead-leaves pictures only (the validation and test photos are never seen). The captions name what was done to
 //! the image in neutral words, never a quality level or judgement. Then the held-out photos' captions are
 //! generated greedily and checked: the share whose processing and whose strength are right.
 //!

@@ -406,7 +406,7 @@ pub fn processing_answer(distortion: Option<(DistortionKind, u8)>) -> String {
 }
 
 /// Pre-aligns a randomly initialised miniature (seeded by `seed`) on the [`caption_records`] of `train_items`
-/// (images under `data`; the training photos only; subjects from `photos`), in `out` (`out/init`: the random checkpoint; `out/train/final`: the
+/// (images under `data`; the training photos and pictures of [`pretrain_set`] only; subjects from `photos`), in `out` (`out/init`: the random checkpoint; `out/train/final`: the
 /// pre-aligned one). Everything trains; AdamW (0.9, 0.98, 1e-6), gradient clipping at 1, the mPLUG-Owl2 template.
 ///
 /// # Errors
