@@ -153,6 +153,31 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> crate::Error + '_ {
     }
 }
 
+/// Which parts a fine-tuning policy trains, in words ("the vision tower frozen; the abstractor and the LLM
+/// trained").
+fn trained_parts(p: &biqa_train::TrainablePolicy) -> String {
+    let parts = [
+        ("the vision tower", p.freeze_vision),
+        ("the abstractor", p.freeze_abstractor),
+        ("the LLM", p.freeze_llm),
+    ];
+    let list = |frozen: bool| {
+        parts
+            .iter()
+            .filter(|(_, f)| *f == frozen)
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(" and ")
+    };
+    let (trained, frozen) = (list(false), list(true));
+    let lora = if p.lora.is_some() { " (LoRA)" } else { "" };
+    match (trained.is_empty(), frozen.is_empty()) {
+        (_, true) => format!("everything trained{lora}"),
+        (true, _) => "everything frozen".to_owned(),
+        _ => format!("{frozen} frozen; {trained} trained{lora}"),
+    }
+}
+
 /// Writes `report.md`, `report.json` and the figures into `out`; returns the path of `report.md`.
 ///
 /// # Errors
@@ -200,15 +225,19 @@ pub fn write_report(r: &Reproduction, out: &Path) -> Result<PathBuf> {
         md,
         "**Fine-tuning.** One-stage (image → description + conclusion, the Q-Instruct baseline) and two-stage \
          (stage 1: image → description, {} steps; stage 2: text-only description → conclusion, {} steps) with the \
-         same {} optimiser steps of {} images, lr {} (cosine, 3 % warmup), AdamW (β 0.9 / 0.98, ε 1e-6), \
-         label-smoothed NLL (eq. 2, ε = {}), everything trained. Evaluation greedy; Table 1 samples at temperature \
-         {}.\n",
+         same {} optimiser steps of {} images, lr {}{} (cosine, 3 % warmup), AdamW (β 0.9 / 0.98, ε 1e-6), \
+         label-smoothed NLL (eq. 2, ε = {}); {}, in both recipes alike. Evaluation greedy; Table 1 samples at \
+         temperature {}.\n",
         c.steps * 2 / 3,
         c.steps - c.steps * 2 / 3,
         c.steps,
         c.batch_size,
         c.lr,
+        c.stage2_lr
+            .map(|lr| format!(" (two-stage's stage 2: {lr})"))
+            .unwrap_or_default(),
         c.label_smoothing,
+        trained_parts(&c.trainable),
         c.instability_temperature
     );
 
@@ -609,4 +638,28 @@ fn claims(r: &Reproduction, hs: &[Headline]) -> String {
         r.seeds.len()
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trained_parts;
+    use biqa_train::TrainablePolicy;
+
+    #[test]
+    fn the_report_names_the_parts_that_train() {
+        let default = TrainablePolicy::default();
+        assert_eq!(trained_parts(&default), "everything trained");
+        let frozen_vision = TrainablePolicy {
+            freeze_vision: true,
+            ..TrainablePolicy::default()
+        };
+        assert_eq!(
+            trained_parts(&frozen_vision),
+            "the vision tower frozen; the abstractor and the LLM trained"
+        );
+        assert_eq!(
+            trained_parts(&TrainablePolicy::qalign_lora()),
+            "the vision tower and the LLM frozen; the abstractor trained (LoRA)"
+        );
+    }
 }
