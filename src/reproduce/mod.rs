@@ -53,6 +53,15 @@ pub enum Start {
     },
 }
 
+/// The pre-alignment that [`Start::FromScratch`] with `steps` runs per seed: [`PretrainSettings::default`] with
+/// those steps.
+fn from_scratch_settings(steps: usize) -> PretrainSettings {
+    PretrainSettings {
+        steps,
+        ..PretrainSettings::default()
+    }
+}
+
 /// The settings of a reproduction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReproduceConfig {
@@ -338,14 +347,7 @@ fn seed_fingerprint(config: &ReproduceConfig, seed: u64) -> Result<String> {
         Start::Bundled { dir } => Some(dir.join(format!("seed{seed}"))),
         Start::Model { dir } => Some(dir.clone()),
         Start::FromScratch { steps } => {
-            let _ = writeln!(
-                text,
-                "{:?}",
-                PretrainSettings {
-                    steps: *steps,
-                    ..PretrainSettings::default()
-                }
-            );
+            let _ = writeln!(text, "{:?}", from_scratch_settings(*steps));
             None
         }
     };
@@ -559,10 +561,7 @@ pub fn run(config: &ReproduceConfig, progress: &mut dyn FnMut(&str)) -> Result<R
             }
             Start::FromScratch { steps } => {
                 progress(&format!("seed {seed}: pre-alignment, {steps} steps"));
-                let settings = PretrainSettings {
-                    steps: *steps,
-                    ..PretrainSettings::default()
-                };
+                let settings = from_scratch_settings(*steps);
                 // The pre-alignment set (more crops, and the dead-leaves pictures): built once, for every seed.
                 let pre_data = out.join("pretrain_data");
                 let (pre_set, pre_photos) = match pretrain_set.take() {
@@ -949,7 +948,7 @@ mod tests {
         claim_seed_dir(&seed_dir, &seed_fingerprint(&config, 0)?, &mut progress)?;
         assert!(seed_dir.join("one-stage/final").is_dir());
 
-        // Other settings: cleared.
+        // Other settings: another fingerprint (so the folder would be cleared).
         let other = ReproduceConfig {
             steps: config.steps + 1,
             ..config.clone()

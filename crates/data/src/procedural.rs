@@ -128,8 +128,7 @@ mod tests {
         let a = dead_leaves(3, 96);
         assert_eq!(a, dead_leaves(3, 96), "same seed, same picture");
         assert_ne!(a, dead_leaves(4, 96), "another seed, another picture");
-        // Covered: no pixel is left at the mid-grey fallback in a run of more than a few pixels, and the picture
-        // has edges and flat parts (detail like a photo's: 0.01–0.1).
+        // Edges and flat parts (detail like a photo's, 0.01–0.1), and many colours (leaves of all sizes).
         let d = crate::synth::crop_detail(&a);
         assert!((0.01..0.15).contains(&d), "detail {d}");
         let distinct: std::collections::BTreeSet<[u8; 3]> = a.pixels().map(|p| p.0).collect();
