@@ -28,6 +28,7 @@ fn quick_reproduction_learns_and_reports_everything() -> anyhow::Result<()> {
         "### SRCC per distortion",
         "## Table 1 analogue",
         "## Contradictions",
+        "| description SRCC | answer SRCC |",
         "## Level accuracy and confusion matrices",
         "## Fig. 5 analogue",
         "## Fig. 6 analogue",
@@ -85,6 +86,7 @@ fn quick_reproduction_learns_and_reports_everything() -> anyhow::Result<()> {
         if h.model.own_pipeline() == h.pipeline && h.pipeline != PipelineKind::Direct {
             assert!(h.instability_sample.iter().all(|v| v.is_finite()));
             assert!(h.contradiction.iter().all(|v| v.is_finite()));
+            assert!(h.description_srcc.iter().all(|v| v.is_finite()));
         }
     }
     let own = |m: ModelKind| {

@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use biqa_data::{DistortionKind, Split, SynthConfig, implied_level};
+use biqa_data::{DistortionKind, Split, SynthConfig, implied_level, pseudo_mos, stated_distortion};
 use biqa_metrics::{Level, MosBinning};
 use biqa_model::{
     LoadOptions, Owl2, PipelineConfig, PipelineKind, PipelinePrompts, Scorer, ScoringPrompt,
@@ -204,6 +204,13 @@ pub struct Contradiction {
     pub rate: f64,
     /// Descriptions whose implied level could not be read (not in the grammar).
     pub unreadable: usize,
+    /// How much quality the descriptions themselves carry: the SRCC between the pseudo-MOS that each readable
+    /// description implies ([`stated_distortion`] → [`pseudo_mos`]) and the image's true MOS, over every answer
+    /// with a readable description (with or without a stated level). `None` with fewer than two such answers or
+    /// when either side is constant. Against the pipeline's own SRCC it shows where the quality information is
+    /// lost: in the description (perception put into words) or between the description and the conclusion.
+    #[serde(default)]
+    pub description_srcc: Option<f64>,
 }
 
 /// The logit lens of the fine-tuned models' conclusion position, averaged over the test images of true level poor
@@ -441,7 +448,15 @@ pub fn write_loss_csv(path: &Path, losses: &[(usize, f64)]) -> Result<()> {
 /// conclusion's stated level.
 fn contradictions(rows: &[crate::eval::ResultRow], binning: &MosBinning) -> Option<Contradiction> {
     let (mut answers, mut contradicting, mut unreadable) = (0, 0, 0);
-    for a in rows.iter().filter_map(|r| r.assessment.as_ref()) {
+    let (mut implied_mos, mut true_mos) = (Vec::new(), Vec::new());
+    for r in rows {
+        let Some(a) = r.assessment.as_ref() else {
+            continue;
+        };
+        if let Some(Ok(d)) = a.description.as_deref().map(stated_distortion) {
+            implied_mos.push(pseudo_mos(d));
+            true_mos.push(r.mos);
+        }
         let (Some(d), Some(stated)) = (&a.description, a.level) else {
             continue;
         };
@@ -455,7 +470,7 @@ fn contradictions(rows: &[crate::eval::ResultRow], binning: &MosBinning) -> Opti
             None => unreadable += 1,
         }
     }
-    (answers + unreadable > 0).then(|| Contradiction {
+    (answers + unreadable > 0 || !implied_mos.is_empty()).then(|| Contradiction {
         answers,
         contradicting,
         rate: if answers == 0 {
@@ -464,6 +479,9 @@ fn contradictions(rows: &[crate::eval::ResultRow], binning: &MosBinning) -> Opti
             contradicting as f64 / answers as f64
         },
         unreadable,
+        description_srcc: biqa_metrics::srcc(&implied_mos, &true_mos)
+            .ok()
+            .filter(|v| v.is_finite()),
     })
 }
 
@@ -919,6 +937,82 @@ pub use report::{Headline, headline_table, headlines, mean_std, write_report};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(mos: f64, description: Option<&str>, level: Option<&str>) -> crate::eval::ResultRow {
+        let assessment = serde_json::json!({
+            "pipeline": "two-stage",
+            "description": description,
+            "conclusion": level.map(|l| format!("Therefore, the quality of the image is {l}.")).unwrap_or_default(),
+            "level": level,
+            "words": ["excellent", "good", "fair", "poor", "bad"],
+            "probs": [0.2, 0.2, 0.2, 0.2, 0.2],
+            "probs_at": {"at": "probe"},
+            "score": 0.5,
+            "score_1_5": 3.0,
+            "passes": [],
+            "seconds": 0.01
+        });
+        serde_json::from_value(serde_json::json!({
+            "image": "x.png",
+            "mos": mos,
+            "assessment": assessment
+        }))
+        .expect("a result row")
+    }
+
+    #[test]
+    fn contradictions_and_the_descriptions_own_srcc_follow_the_grammar() -> anyhow::Result<()> {
+        let binning = MosBinning::equal_width(1.0, 5.0)?;
+        // Implied pseudo-MOS: no strength sentence → 5; blur strength 2 → 5 − 4·0.2 = 4.2; blur strength 5 →
+        // 5 − 4·0.9 = 1.4; noise strength 4 → 5 − 4·0.65 = 2.4.
+        let rows = vec![
+            row(
+                4.9,
+                Some("The details are sharp and clear."),
+                Some("excellent"),
+            ),
+            row(
+                4.0,
+                Some("The image is slightly blurred, and fine details are softened."),
+                Some("bad"),
+            ),
+            row(
+                1.2,
+                Some("Severe blur affects the whole picture, smearing edges and textures."),
+                Some("bad"),
+            ),
+            // No stated level: not a contradiction candidate, but its description still ranks.
+            row(
+                2.6,
+                Some("There is strong grain noise throughout the image."),
+                None,
+            ),
+            // A strength sentence without a distortion: unreadable, left out of both.
+            row(3.0, Some("It is severely odd."), Some("fair")),
+        ];
+        let c = contradictions(&rows, &binning).expect("generating rows");
+        assert_eq!((c.answers, c.contradicting, c.unreadable), (3, 1, 1));
+        // Implied 5, 4.2, 1.4, 2.4 against true 4.9, 4.0, 1.2, 2.6: the same order.
+        assert!(c.description_srcc.is_some_and(|v| (v - 1.0).abs() < 1e-12));
+        // Reversed truths rank the other way.
+        let rows: Vec<_> = [
+            (1.0, "The details are sharp and clear."),
+            (
+                5.0,
+                "Severe blur affects the whole picture, smearing edges and textures.",
+            ),
+        ]
+        .into_iter()
+        .map(|(m, d)| row(m, Some(d), None))
+        .collect();
+        let c = contradictions(&rows, &binning).expect("descriptions");
+        assert_eq!(c.answers, 0);
+        assert!(c.rate.is_nan());
+        assert!(c.description_srcc.is_some_and(|v| (v + 1.0).abs() < 1e-12));
+        // Direct answers (no description) give nothing.
+        assert!(contradictions(&[row(3.0, None, Some("fair"))], &binning).is_none());
+        Ok(())
+    }
 
     #[test]
     fn a_seed_folder_made_from_another_starting_point_is_cleared() -> anyhow::Result<()> {

@@ -55,6 +55,9 @@ pub struct Headline {
     pub seconds_per_image: Vec<f64>,
     /// Contradiction rate per seed (generating pipelines).
     pub contradiction: Vec<f64>,
+    /// SRCC of the MOS the descriptions imply against the true MOS, per seed (generating pipelines; see
+    /// [`super::Contradiction::description_srcc`]).
+    pub description_srcc: Vec<f64>,
     /// Sample-level instability per seed (own pipelines).
     pub instability_sample: Vec<f64>,
     /// Answer-level instability per seed.
@@ -105,6 +108,7 @@ pub fn headlines(r: &Reproduction) -> Vec<Headline> {
                 invalid_rate: metric(&|x| Some(x.summary.invalid_rate)),
                 seconds_per_image: metric(&|x| Some(x.summary.timing.per_image)),
                 contradiction: metric(&|x| x.contradiction.map(|c| c.rate)),
+                description_srcc: metric(&|x| x.contradiction.and_then(|c| c.description_srcc)),
                 instability_sample: metric(&|x| {
                     x.instability.as_ref().map(|i| i.sample_level_mean)
                 }),
@@ -304,7 +308,13 @@ pub fn write_report(r: &Reproduction, out: &Path) -> Result<PathBuf> {
          noticeably, heavily, severely; faint, mild, moderate, strong, severe) names a distortion and its strength \
          1–5; the implied level is the set's own pseudo-MOS of that distortion and strength, binned as the \
          dataset (`biqa_data::implied_level`); a description with no strength sentence describes an undistorted \
-         image (MOS 5, excellent).\n\n| model → pipeline | contradiction rate (%) |\n|---|---|\n",
+         image (MOS 5, excellent).\n\nWhere the quality information goes: *description SRCC* ranks the images by the \
+         pseudo-MOS that their own description implies (the same rule, before binning) against the true MOS; \
+         *answer SRCC* is the pipeline's own (Table 2). A description SRCC near the answer SRCC with few \
+         contradictions is a conclusion that follows its description; an answer SRCC above the description SRCC \
+         is a conclusion that reads the image past its description (one-stage); a description SRCC above the \
+         answer SRCC is information that the description holds and the conclusion loses.\n\n\
+         | model → pipeline | contradiction rate (%) | description SRCC | answer SRCC |\n|---|---|---|---|\n",
     );
     for h in hs
         .iter()
@@ -312,9 +322,11 @@ pub fn write_report(r: &Reproduction, out: &Path) -> Result<PathBuf> {
     {
         let _ = writeln!(
             md,
-            "| {} | {} |",
+            "| {} | {} | {} | {} |",
             row_name(h),
-            pm(&h.contradiction, 100.0, 1)
+            pm(&h.contradiction, 100.0, 1),
+            pm(&h.description_srcc, 1.0, 3),
+            pm(&h.srcc, 1.0, 3)
         );
     }
     md.push('\n');
@@ -615,6 +627,15 @@ fn claims(r: &Reproduction, hs: &[Headline]) -> String {
         true,
         100.0,
         &mut s,
+    );
+    let _ = writeln!(
+        s,
+        "- Quality in the descriptions themselves (description SRCC, see Contradictions): one-stage {} vs \
+         two-stage {}, against their answers' {} vs {}.",
+        pm(&one.description_srcc, 1.0, 3),
+        pm(&two.description_srcc, 1.0, 3),
+        pm(&one.srcc, 1.0, 3),
+        pm(&two.srcc, 1.0, 3)
     );
     let (t1, t2) = (mean(&one.seconds_per_image), mean(&two.seconds_per_image));
     let _ = writeln!(
