@@ -28,7 +28,7 @@ fn quick_reproduction_learns_and_reports_everything() -> anyhow::Result<()> {
         "### SRCC per distortion",
         "## Table 1 analogue",
         "## Contradictions",
-        "| description SRCC | answer SRCC |",
+        "| description SRCC | answer SRCC | second pass on true descriptions (SRCC) |",
         "## Level accuracy and confusion matrices",
         "## Fig. 5 analogue",
         "## Fig. 6 analogue",
@@ -87,6 +87,9 @@ fn quick_reproduction_learns_and_reports_everything() -> anyhow::Result<()> {
             assert!(h.instability_sample.iter().all(|v| v.is_finite()));
             assert!(h.contradiction.iter().all(|v| v.is_finite()));
             assert!(h.description_srcc.iter().all(|v| v.is_finite()));
+        }
+        if h.model.own_pipeline() == h.pipeline {
+            assert!(h.second_pass_on_truth.iter().all(|v| v.is_finite()));
         }
     }
     let own = |m: ModelKind| {

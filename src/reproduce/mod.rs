@@ -191,6 +191,12 @@ pub struct RunResult {
     /// Share of answers whose conclusion's level differs from the level their description implies (generating
     /// pipelines; answers with both a description in the grammar and a stated level).
     pub contradiction: Option<Contradiction>,
+    /// The reasoning half alone (own pipelines): the SRCC against the true MOS of the scores that the model's
+    /// second pass (text only: the stage-2 prompt with a description, then [`PipelinePrompts::conclusion_probe`])
+    /// gives each test image's **true** description (the synthetic set's own text), so that perception plays no
+    /// part. See [`second_pass_on_true_descriptions`].
+    #[serde(default)]
+    pub second_pass_on_truth: Option<f64>,
 }
 
 /// Fig. 1's failure, counted: answers whose conclusion contradicts their own description.
@@ -485,6 +491,37 @@ fn contradictions(rows: &[crate::eval::ResultRow], binning: &MosBinning) -> Opti
     })
 }
 
+/// The second pass of the two-stage pipeline alone, on given descriptions: for each `(description, mos)`, the
+/// text-only prompt [`PipelinePrompts::stage2_prompt`] followed by [`PipelinePrompts::conclusion_probe`], scored
+/// by `scorer` at the next token (batches of `batch`); the SRCC of those scores against the MOS. `None` when fewer
+/// than two or the scores are constant.
+///
+/// # Errors
+/// Model errors of the forward.
+pub fn second_pass_on_true_descriptions(
+    model: &Owl2,
+    prompts: &PipelinePrompts,
+    scorer: &Scorer,
+    items: &[(String, f64)],
+    batch: usize,
+) -> biqa_model::Result<Option<f64>> {
+    let mut scores = Vec::with_capacity(items.len());
+    for chunk in items.chunks(batch.max(1)) {
+        let texts: Vec<String> = chunk
+            .iter()
+            .map(|(d, _)| prompts.stage2_prompt(d) + &prompts.conclusion_probe)
+            .collect();
+        let prompt = model.prepare(&texts, None)?;
+        for row in model.last_logits(prompt)? {
+            scores.push(scorer.score(&row).score);
+        }
+    }
+    let mos: Vec<f64> = items.iter().map(|(_, m)| *m).collect();
+    Ok(biqa_metrics::srcc(&scores, &mos)
+        .ok()
+        .filter(|v| v.is_finite()))
+}
+
 /// Runs the reproduction; `progress` receives one line per step of the protocol (stderr in the example).
 ///
 /// # Errors
@@ -523,6 +560,12 @@ pub fn run(config: &ReproduceConfig, progress: &mut dyn FnMut(&str)) -> Result<R
         .iter()
         .filter(|i| i.split == Split::Test && i.crop < config.eval_crops)
         .map(|i| i.image.as_str())
+        .collect();
+    let true_descriptions: Vec<(String, f64)> = set
+        .items
+        .iter()
+        .filter(|i| i.split == Split::Test && i.crop < config.eval_crops)
+        .map(|i| (i.text.description.clone(), i.mos))
         .collect();
     let manifest = data.join("manifest.csv");
     let dataset = crate::eval::load_dataset(DatasetKind::Synth, &manifest, &data, None)?;
@@ -808,12 +851,28 @@ pub fn run(config: &ReproduceConfig, progress: &mut dyn FnMut(&str)) -> Result<R
                     lens_example = example;
                 }
             }
+            let second_pass_on_truth = if own {
+                second_pass_on_true_descriptions(
+                    &m,
+                    &pipeline.prompts,
+                    &scorer,
+                    &true_descriptions,
+                    config.eval_batch,
+                )
+                .map_err(|e| Error::Checkpoint {
+                    dir: model_dir.clone(),
+                    source: Box::new(e),
+                })?
+            } else {
+                None
+            };
             runs.push(RunResult {
                 model: kind,
                 pipeline: pipeline_kind,
                 summary,
                 instability,
                 contradiction,
+                second_pass_on_truth,
             });
         }
         seeds.push(SeedResult {
