@@ -555,16 +555,15 @@ pub fn run(config: &ReproduceConfig, progress: &mut dyn FnMut(&str)) -> Result<R
     ));
     let set = biqa_data::synth_with(&data, &photos, &synth_config, &mut |_, _| {})?;
     let train_items = set.items_in(Split::Train);
-    let test_names: std::collections::HashSet<&str> = set
+    let evaluated: Vec<&biqa_data::SynthItem> = set
         .items
         .iter()
         .filter(|i| i.split == Split::Test && i.crop < config.eval_crops)
-        .map(|i| i.image.as_str())
         .collect();
-    let true_descriptions: Vec<(String, f64)> = set
-        .items
+    let test_names: std::collections::HashSet<&str> =
+        evaluated.iter().map(|i| i.image.as_str()).collect();
+    let true_descriptions: Vec<(String, f64)> = evaluated
         .iter()
-        .filter(|i| i.split == Split::Test && i.crop < config.eval_crops)
         .map(|i| (i.text.description.clone(), i.mos))
         .collect();
     let manifest = data.join("manifest.csv");
