@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use biqa_data::{DistortionKind, Split, SynthConfig, implied_level, pseudo_mos, stated_distortion};
+use biqa_data::{DistortionKind, Split, SynthConfig, implied_mos};
 use biqa_metrics::{Level, MosBinning};
 use biqa_model::{
     LoadOptions, Owl2, PipelineConfig, PipelineKind, PipelinePrompts, Scorer, ScoringPrompt,
@@ -211,7 +211,7 @@ pub struct Contradiction {
     /// Descriptions whose implied level could not be read (not in the grammar).
     pub unreadable: usize,
     /// How much quality the descriptions themselves carry: the SRCC between the pseudo-MOS that each readable
-    /// description implies ([`stated_distortion`] → [`pseudo_mos`]) and the image's true MOS, over every answer
+    /// description implies ([`implied_mos`]) and the image's true MOS, over every answer
     /// with a readable description (with or without a stated level). `None` with fewer than two such answers or
     /// when either side is constant. Against the pipeline's own SRCC it shows where the quality information is
     /// lost: in the description (perception put into words) or between the description and the conclusion.
@@ -450,33 +450,40 @@ pub fn write_loss_csv(path: &Path, losses: &[(usize, f64)]) -> Result<()> {
     Ok(biqa_core::write_bytes_atomic(path, s.as_bytes())?)
 }
 
-/// Counts contradictions among result rows: the description's implied level ([`implied_level`]) against the
+/// Counts contradictions among result rows: the description's implied level ([`biqa_data::implied_level`]: its
+/// [`implied_mos`], binned) against the
 /// conclusion's stated level.
 fn contradictions(rows: &[crate::eval::ResultRow], binning: &MosBinning) -> Option<Contradiction> {
     let (mut answers, mut contradicting, mut unreadable) = (0, 0, 0);
-    let (mut implied_mos, mut true_mos) = (Vec::new(), Vec::new());
+    let (mut implied, mut truth) = (Vec::new(), Vec::new());
     for r in rows {
         let Some(a) = r.assessment.as_ref() else {
             continue;
         };
-        if let Some(Ok(d)) = a.description.as_deref().map(stated_distortion) {
-            implied_mos.push(pseudo_mos(d));
-            true_mos.push(r.mos);
-        }
-        let (Some(d), Some(stated)) = (&a.description, a.level) else {
+        let Some(description) = a.description.as_deref() else {
             continue;
         };
-        match implied_level(d, binning) {
-            Some(implied) => {
+        // One reading of the description serves both counts: its implied MOS ranks it, and binned it is the
+        // level that a stated conclusion is compared with.
+        let mos = implied_mos(description);
+        if let Some(m) = mos {
+            implied.push(m);
+            truth.push(r.mos);
+        }
+        let Some(stated) = a.level else {
+            continue;
+        };
+        match mos {
+            Some(m) => {
                 answers += 1;
-                if implied != stated {
+                if binning.level(m) != stated {
                     contradicting += 1;
                 }
             }
             None => unreadable += 1,
         }
     }
-    (answers + unreadable > 0 || !implied_mos.is_empty()).then(|| Contradiction {
+    (answers + unreadable > 0 || !implied.is_empty()).then(|| Contradiction {
         answers,
         contradicting,
         rate: if answers == 0 {
@@ -485,7 +492,7 @@ fn contradictions(rows: &[crate::eval::ResultRow], binning: &MosBinning) -> Opti
             contradicting as f64 / answers as f64
         },
         unreadable,
-        description_srcc: biqa_metrics::srcc(&implied_mos, &true_mos)
+        description_srcc: biqa_metrics::srcc(&implied, &truth)
             .ok()
             .filter(|v| v.is_finite()),
     })

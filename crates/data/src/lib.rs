@@ -40,4 +40,6 @@ pub use synth::{
     Photo, STAGE1_PROMPT, STAGE2_PROMPT, STAGE2_QUESTION, SynthConfig, SynthItem, SynthOutput,
     Turn, bundled_photos, count_table, crop_detail, records, synth, synth_with,
 };
-pub use text::{QualityText, conclusion, describe, implied_level, keyword, stated_distortion};
+pub use text::{
+    QualityText, conclusion, describe, implied_level, implied_mos, keyword, stated_distortion,
+};

@@ -280,13 +280,19 @@ pub fn stated_distortion(description: &str) -> Result<Option<(DistortionKind, u8
     Ok(None)
 }
 
-/// The level a description implies by the set's own rule: the pseudo-MOS of the distortion and strength it states
-/// ([`stated_distortion`]; none stated: an undistorted image, MOS 5), binned by `binning`. `None` when a strength
-/// sentence names no distortion (the description is not in the grammar).
-pub fn implied_level(description: &str, binning: &biqa_metrics::MosBinning) -> Option<Level> {
+/// The pseudo-MOS a description implies by the set's own rule: that of the distortion and strength it states
+/// ([`stated_distortion`]; none stated: an undistorted image, MOS 5). `None` when a strength sentence names no
+/// distortion (the description is not in the grammar).
+pub fn implied_mos(description: &str) -> Option<f64> {
     stated_distortion(description)
         .ok()
-        .map(|d| binning.level(crate::distort::pseudo_mos(d)))
+        .map(crate::distort::pseudo_mos)
+}
+
+/// The level a description implies by the set's own rule: its [`implied_mos`], binned by `binning`. `None` when a
+/// strength sentence names no distortion (the description is not in the grammar).
+pub fn implied_level(description: &str, binning: &biqa_metrics::MosBinning) -> Option<Level> {
+    implied_mos(description).map(|m| binning.level(m))
 }
 
 /// A word that every description of `kind` contains (case-insensitive), for checks.
