@@ -9,7 +9,8 @@
 //!
 //! ```text
 //! cargo run --release --example pretrain -- [--out DIR] [--seed N] [--steps N] [--batch-size N] [--lr LR]
-//!     [--crops N] [--dead-leaves N] [--curriculum N] [--processing-question | --captions-only] [--check N] [--check-only DIR] [--bundle DIR]
+//!     [--crops N] [--dead-leaves N] [--patch N] [--vit-width N] [--vit-layers N] [--llm-width N] [--llm-layers N]
+//!     [--llm-intermediate N] [--curriculum N] [--processing-question | --captions-only] [--check N] [--check-only DIR] [--bundle DIR]
 //! ```
 //! Defaults: `target/pretrain`, seed 0, [`PretrainSettings::default`] (3000 steps of 32 at lr 3e-4, cosine, 3 %
 //! warmup, captions and the processing question; `--captions-only` drops the question), 100 crops per photo of the
@@ -164,6 +165,7 @@ fn main() -> Result<()> {
     let mut settings = PretrainSettings::default();
     let mut seed = 0u64;
     let mut check = 140usize;
+    let mut probe_crops = 20usize;
     let mut bundle: Option<PathBuf> = None;
     let mut check_only: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
@@ -180,7 +182,16 @@ fn main() -> Result<()> {
             "--captions-only" => settings.processing_question = false,
             "--crops" => settings.crops_per_photo = value("--crops")?.parse()?,
             "--dead-leaves" => settings.dead_leaves = value("--dead-leaves")?.parse()?,
+            "--patch" => settings.size.patch = value("--patch")?.parse()?,
+            "--vit-width" => settings.size.vit_width = value("--vit-width")?.parse()?,
+            "--vit-layers" => settings.size.vit_layers = value("--vit-layers")?.parse()?,
+            "--llm-width" => settings.size.llm_width = value("--llm-width")?.parse()?,
+            "--llm-layers" => settings.size.llm_layers = value("--llm-layers")?.parse()?,
+            "--llm-intermediate" => {
+                settings.size.llm_intermediate = value("--llm-intermediate")?.parse()?
+            }
             "--check" => check = value("--check")?.parse()?,
+            "--probe-crops" => probe_crops = value("--probe-crops")?.parse()?,
             "--bundle" => bundle = Some(PathBuf::from(value("--bundle")?)),
             "--check-only" => check_only = Some(PathBuf::from(value("--check-only")?)),
             s => bail!("unknown argument {s}"),
@@ -213,7 +224,17 @@ fn main() -> Result<()> {
         processing_question,
         crops_per_photo: crops,
         dead_leaves,
+        size,
     } = settings;
+    let size_flags = format!(
+        " --patch {} --vit-width {} --vit-layers {} --llm-width {} --llm-layers {} --llm-intermediate {}",
+        size.patch,
+        size.vit_width,
+        size.vit_layers,
+        size.llm_width,
+        size.llm_layers,
+        size.llm_intermediate
+    );
     let (final_model, losses) = match &check_only {
         Some(dir) => (dir.clone(), Vec::new()),
         None => {
@@ -279,19 +300,52 @@ fn main() -> Result<()> {
         100.0 * s_held
     );
     println!("model: {}", final_model.display());
+    // The linear probe of the frozen image tokens (the perception ceiling of frozen-vision fine-tuning), and the
+    // same probe tested on other crops of the training photos (seen content): the gap is what does not transfer.
+    let probe = if probe_crops > 0 {
+        let names: std::collections::HashSet<String> =
+            pictures.iter().map(|s| (*s).to_owned()).collect();
+        let [fit, val, test] = miniature::probe_images(&data, &set.items, &names, 0..probe_crops);
+        let [seen, _, _] =
+            miniature::probe_images(&data, &set.items, &names, probe_crops..2 * probe_crops);
+        let m = Owl2::from_dir(&final_model, &Device::flex(), &LoadOptions::default())?;
+        let p = miniature::linear_probe(&m, &fit, &val, &test)?;
+        let s = miniature::linear_probe(&m, &fit, &val, &seen)?;
+        println!(
+            "linear probe of the image tokens ({} / {} / {} images): held-out photos SRCC {:.3} (validation {:.3}, ridge {}); other crops of the training photos ({} images) {:.3}; by ridge strength (λ, validation, held-out, seen): {:?}",
+            p.images[0],
+            p.images[1],
+            p.images[2],
+            p.test_srcc,
+            p.val_srcc,
+            p.lambda,
+            s.images[2],
+            s.test_srcc,
+            p.by_lambda
+                .iter()
+                .zip(&s.by_lambda)
+                .map(|(a, b)| format!("({}, {:.3}, {:.3}, {:.3})", a.0, a.1, a.2, b.2))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        Some(serde_json::json!({ "held_out_photos": p, "training_photos_other_crops": s }))
+    } else {
+        None
+    };
     if let Some(bundle) = bundle {
         let dst = bundle.join(format!("seed{seed}"));
         write_bundle(&final_model, &dst)?;
         biqa::reproduce::write_loss_csv(&dst.join("pretrain_loss.csv"), &losses)?;
         let note = format!(
-            "{{\n  \"command\": \"cargo run --release --example pretrain -- --seed {seed} --steps {steps} --batch-size {batch_size} --lr {lr} --crops {crops} --dead-leaves {dead_leaves} --curriculum {curriculum_steps}{} --bundle {}\",\n  \"seed\": {seed},\n  \"train_seconds\": {train_seconds:.0},\n  \"machine\": \"{}\",\n  \"held_out_processing_right\": {k_held:.4},\n  \"held_out_strength_right\": {s_held:.4},\n  \"training_processing_right\": {k_seen:.4},\n  \"training_strength_right\": {s_seen:.4}\n}}\n",
+            "{{\n  \"command\": \"cargo run --release --example pretrain -- --seed {seed} --steps {steps} --batch-size {batch_size} --lr {lr} --crops {crops} --dead-leaves {dead_leaves} --curriculum {curriculum_steps}{size_flags}{} --bundle {}\",\n  \"seed\": {seed},\n  \"train_seconds\": {train_seconds:.0},\n  \"machine\": \"{}\",\n  \"held_out_processing_right\": {k_held:.4},\n  \"held_out_strength_right\": {s_held:.4},\n  \"training_processing_right\": {k_seen:.4},\n  \"training_strength_right\": {s_seen:.4},\n  \"linear_probe\": {}\n}}\n",
             if processing_question {
                 " --processing-question"
             } else {
                 ""
             },
             bundle.display(),
-            biqa::reproduce::machine_description()
+            biqa::reproduce::machine_description(),
+            serde_json::to_string(&probe)?
         );
         biqa::data::write_bytes_atomic(&dst.join("pretrain.json"), note.as_bytes())?;
         println!("bundled: {}", dst.display());

@@ -4,8 +4,9 @@
 //! ```text
 //! cargo run --release --example reproduce -- [--quick] [--out DIR] [--from-scratch [STEPS]] [--model DIR]
 //!     [--seeds 0,1,2] [--steps N] [--batch-size N] [--lr LR] [--crops N] [--eval-crops N] [--device D]
-//!     [--train-vision] [--freeze-abstractor] [--stage2-lr LR]
+//!     [--train-vision] [--vision-lr-scale F] [--freeze-abstractor] [--stage2-lr LR]
 //! ```
+//! `--vision-lr-scale F` trains the vision tower too, at `F` times the learning rate of the rest.
 //! - default ([`ReproduceConfig::full`](biqa::reproduce::ReproduceConfig::full)): 3 seeds from `data/miniature/seed<N>` (made by `examples/pretrain.rs`),
 //!   300 fine-tuning steps of 16 per recipe at lr 1e-3 (two-stage's stage 2 at 1e-4), vision tower frozen, report
 //!   in `target/reproduce/` (`report.md`, `report.json`, PNGs);
@@ -53,7 +54,7 @@ fn main() -> Result<()> {
                 start = Start::FromScratch { steps };
             }
             "--seeds" | "--steps" | "--batch-size" | "--lr" | "--crops" | "--eval-crops"
-            | "--device" | "--stage2-lr" => {
+            | "--device" | "--stage2-lr" | "--vision-lr-scale" => {
                 let v = args
                     .next()
                     .with_context(|| format!("{arg} needs a value"))?;
@@ -83,6 +84,10 @@ fn main() -> Result<()> {
             "--device" => config.device = v,
             "--stage2-lr" => config.stage2_lr = Some(v.parse()?),
             "--train-vision" => config.trainable.freeze_vision = false,
+            "--vision-lr-scale" => {
+                config.trainable.freeze_vision = false;
+                config.trainable.vision_lr_scale = v.parse()?
+            }
             "--freeze-abstractor" => config.trainable.freeze_abstractor = true,
             _ => unreachable!("only the keys above are collected"),
         }

@@ -334,6 +334,8 @@ pub struct PretrainSettings {
     pub crops_per_photo: usize,
     /// [`biqa_data::dead_leaves`] pictures added to the six training photos ([`pretrain_photos`]).
     pub dead_leaves: usize,
+    /// The widths and depths of the randomly initialised miniature.
+    pub size: MiniatureSize,
 }
 
 impl Default for PretrainSettings {
@@ -351,6 +353,7 @@ impl Default for PretrainSettings {
             processing_question: true,
             crops_per_photo: 100,
             dead_leaves: 24,
+            size: MiniatureSize::default(),
         }
     }
 }
@@ -438,7 +441,7 @@ pub fn pretrain(
         Ok(path)
     };
     let init = out.join("init");
-    write_random_checkpoint(&init, &MiniatureSize::default(), seed)?;
+    write_random_checkpoint(&init, &settings.size, seed)?;
     let curriculum = settings
         .curriculum_steps
         .min(settings.steps.saturating_sub(1));
@@ -506,9 +509,281 @@ pub fn pretrain(
     })
 }
 
+/// The ridge strengths [`linear_probe`] tries (on standardised features; the one with the best validation SRCC is
+/// kept).
+pub const PROBE_LAMBDAS: [f64; 6] = [1.0, 10.0, 100.0, 1e3, 1e4, 1e5];
+
+/// What a linear probe of the frozen image tokens reads of the pseudo-MOS ([`linear_probe`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProbeResult {
+    /// Images fitted (training photos), validated (`coffee`) and tested (the held-out test photos).
+    pub images: [usize; 3],
+    /// The ridge strength chosen on the validation photo.
+    pub lambda: f64,
+    /// SRCC of the chosen fit on the validation photo.
+    pub val_srcc: f64,
+    /// SRCC of the chosen fit on the test photos: the perception ceiling of fine-tuning with the vision tower
+    /// frozen.
+    pub test_srcc: f64,
+    /// `(λ, validation SRCC, test SRCC)` for every strength of [`PROBE_LAMBDAS`].
+    pub by_lambda: Vec<(f64, f64, f64)>,
+}
+
+/// The image-token features of `images` (paths with their pseudo-MOS): the abstractor's output tokens
+/// `[Q + 1, H]` of each image, flattened (`Q + 1` · `H` values per image), in batches of 64.
+fn image_features(model: &biqa_model::Owl2, images: &[(PathBuf, f64)]) -> Result<Vec<Vec<f32>>> {
+    let mut out = Vec::with_capacity(images.len());
+    for chunk in images.chunks(64) {
+        let paths: Vec<&Path> = chunk.iter().map(|(p, _)| p.as_path()).collect();
+        let model_err = |source| Error::Model {
+            image: chunk[0].0.clone(),
+            source: Box::new(source),
+        };
+        let pixels = model.pixels(&paths).map_err(model_err)?;
+        let tokens = model.encode_images(pixels).map_err(model_err)?;
+        let [n, q, h] = tokens.dims();
+        let values: Vec<f32> = tokens
+            .into_data()
+            .try_to_vec_as::<f32>()
+            .unwrap_or_default();
+        if values.len() != n * q * h {
+            return Err(Error::Setting {
+                key: "linear probe",
+                reason: format!(
+                    "image tokens of {} values, expected {n} x {q} x {h}",
+                    values.len()
+                ),
+            });
+        }
+        out.extend(values.chunks(q * h).map(<[f32]>::to_vec));
+    }
+    Ok(out)
+}
+
+/// Solves `(A + λI) x = b` for a symmetric positive semi-definite `a` (`d × d`, row-major) by Cholesky; `None` if
+/// the matrix is not positive definite.
+fn ridge_solve(a: &[f64], b: &[f64], d: usize, lambda: f64) -> Option<Vec<f64>> {
+    let mut l = vec![0.0f64; d * d];
+    for i in 0..d {
+        for j in 0..=i {
+            let mut s = a[i * d + j] + if i == j { lambda } else { 0.0 };
+            for k in 0..j {
+                s -= l[i * d + k] * l[j * d + k];
+            }
+            if i == j {
+                if !(s > 0.0 && s.is_finite()) {
+                    return None;
+                }
+                l[i * d + i] = s.sqrt();
+            } else {
+                l[i * d + j] = s / l[j * d + j];
+            }
+        }
+    }
+    let mut y = vec![0.0f64; d];
+    for i in 0..d {
+        let s: f64 = (0..i).map(|k| l[i * d + k] * y[k]).sum();
+        y[i] = (b[i] - s) / l[i * d + i];
+    }
+    let mut x = vec![0.0f64; d];
+    for i in (0..d).rev() {
+        let s: f64 = (i + 1..d).map(|k| l[k * d + i] * x[k]).sum();
+        x[i] = (y[i] - s) / l[i * d + i];
+    }
+    Some(x)
+}
+
+/// A linear probe of a model's frozen image tokens: ridge regression of the pseudo-MOS on the flattened
+/// abstractor outputs ([`image_features`], each feature standardised on the fitting set), fitted on `train`,
+/// the strength of [`PROBE_LAMBDAS`] chosen by the SRCC on `val`, ranked on `test` (each `(image path, pseudo-MOS)`).
+/// It measures how much of the quality a starting point's image tokens carry in a linearly readable form: the
+/// ceiling that fine-tuning with the vision tower frozen works under.
+///
+/// # Errors
+/// An image that cannot be read, a text-only model, fewer than two images in a split, or no strength with a
+/// finite SRCC.
+pub fn linear_probe(
+    model: &biqa_model::Owl2,
+    train: &[(PathBuf, f64)],
+    val: &[(PathBuf, f64)],
+    test: &[(PathBuf, f64)],
+) -> Result<ProbeResult> {
+    if train.len() < 2 || val.len() < 2 || test.len() < 2 {
+        return Err(Error::Setting {
+            key: "linear probe",
+            reason: format!(
+                "needs two images per split, got {} / {} / {}",
+                train.len(),
+                val.len(),
+                test.len()
+            ),
+        });
+    }
+    let xs = image_features(model, train)?;
+    let d = xs[0].len();
+    let n = xs.len() as f64;
+    let mut mean = vec![0.0f64; d];
+    for x in &xs {
+        for (m, &v) in mean.iter_mut().zip(x) {
+            *m += f64::from(v) / n;
+        }
+    }
+    let mut sd = vec![0.0f64; d];
+    for x in &xs {
+        for ((s, &v), m) in sd.iter_mut().zip(x).zip(&mean) {
+            *s += (f64::from(v) - m).powi(2) / n;
+        }
+    }
+    for s in &mut sd {
+        *s = s.sqrt().max(1e-6);
+    }
+    let standardise = |x: &[f32]| -> Vec<f64> {
+        x.iter()
+            .zip(&mean)
+            .zip(&sd)
+            .map(|((&v, m), s)| (f64::from(v) - m) / s)
+            .collect()
+    };
+    let y_mean = train.iter().map(|(_, m)| m).sum::<f64>() / n;
+    let rows: Vec<Vec<f64>> = xs.iter().map(|x| standardise(x)).collect();
+    let mut a = vec![0.0f64; d * d];
+    let mut b = vec![0.0f64; d];
+    for (r, (_, y)) in rows.iter().zip(train) {
+        for i in 0..d {
+            let ri = r[i];
+            b[i] += ri * (y - y_mean);
+            let row = &mut a[i * d..i * d + i + 1];
+            for (aij, rj) in row.iter_mut().zip(&r[..=i]) {
+                *aij += ri * rj;
+            }
+        }
+    }
+    for i in 0..d {
+        for j in 0..i {
+            a[j * d + i] = a[i * d + j];
+        }
+    }
+    let held = |set: &[(PathBuf, f64)]| -> Result<(Vec<Vec<f64>>, Vec<f64>)> {
+        let f = image_features(model, set)?;
+        Ok((
+            f.iter().map(|x| standardise(x)).collect(),
+            set.iter().map(|(_, m)| *m).collect(),
+        ))
+    };
+    let (val_x, val_y) = held(val)?;
+    let (test_x, test_y) = held(test)?;
+    let srcc = |w: &[f64], x: &[Vec<f64>], y: &[f64]| -> f64 {
+        let pred: Vec<f64> = x
+            .iter()
+            .map(|r| r.iter().zip(w).map(|(a, b)| a * b).sum::<f64>())
+            .collect();
+        biqa_metrics::srcc(&pred, y)
+            .ok()
+            .filter(|v| v.is_finite())
+            .unwrap_or(f64::NAN)
+    };
+    let by_lambda: Vec<(f64, f64, f64)> = PROBE_LAMBDAS
+        .iter()
+        .filter_map(|&l| {
+            let w = ridge_solve(&a, &b, d, l)?;
+            Some((l, srcc(&w, &val_x, &val_y), srcc(&w, &test_x, &test_y)))
+        })
+        .collect();
+    let best = by_lambda
+        .iter()
+        .filter(|r| r.1.is_finite() && r.2.is_finite())
+        .max_by(|x, y| x.1.total_cmp(&y.1))
+        .copied()
+        .ok_or_else(|| Error::Setting {
+            key: "linear probe",
+            reason: "no ridge strength gave a finite SRCC (constant features or scores)".into(),
+        })?;
+    Ok(ProbeResult {
+        images: [train.len(), val.len(), test.len()],
+        lambda: best.0,
+        val_srcc: best.1,
+        test_srcc: best.2,
+        by_lambda,
+    })
+}
+
+/// The images of [`linear_probe`] from a synthetic set under `data`: every processing and strength of the crops
+/// `crops` of each photo, split into the training photos (not the [`biqa_data::DEAD_LEAVES_SUBJECT`] pictures,
+/// whose names `pictures` lists), the validation photo and the test photos, each `(image path, pseudo-MOS)`.
+pub fn probe_images(
+    data: &Path,
+    items: &[SynthItem],
+    pictures: &std::collections::HashSet<String>,
+    crops: std::ops::Range<usize>,
+) -> [Vec<(PathBuf, f64)>; 3] {
+    let pick = |split: Split| -> Vec<(PathBuf, f64)> {
+        items
+            .iter()
+            .filter(|i| {
+                i.split == split && crops.contains(&i.crop) && !pictures.contains(&i.source)
+            })
+            .map(|i| (data.join(&i.image), i.mos))
+            .collect()
+    };
+    [pick(Split::Train), pick(Split::Val), pick(Split::Test)]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ridge_solve_recovers_a_known_solution_and_refuses_an_indefinite_matrix() {
+        // (A + λI) x = b with A symmetric positive definite, x = [1, −2, 3], λ = 0.5.
+        let a = [4.0, 1.0, 0.0, 1.0, 3.0, 1.0, 0.0, 1.0, 2.0];
+        let b = [2.5, -3.0, 5.5];
+        let x = ridge_solve(&a, &b, 3, 0.5).expect("positive definite");
+        for (got, want) in x.iter().zip([1.0, -2.0, 3.0]) {
+            assert!((got - want).abs() < 1e-12, "{x:?}");
+        }
+        // Eigenvalues 3 and −1: not positive definite without enough ridge, positive definite with it.
+        let a = [1.0, 2.0, 2.0, 1.0];
+        assert!(ridge_solve(&a, &[1.0, 1.0], 2, 0.0).is_none());
+        assert!(ridge_solve(&a, &[1.0, 1.0], 2, 2.0).is_some());
+    }
+
+    #[test]
+    fn probe_images_split_by_photo_and_leave_out_the_pictures_and_later_crops() -> Result<()> {
+        let tmp = tempfile::tempdir().map_err(|source| Error::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        let settings = PretrainSettings {
+            crops_per_photo: 2,
+            dead_leaves: 1,
+            ..PretrainSettings::default()
+        };
+        let (set, photos) = pretrain_set(tmp.path(), &settings)?;
+        let pictures: std::collections::HashSet<String> = photos
+            .iter()
+            .filter(|p| p.subject == biqa_data::DEAD_LEAVES_SUBJECT)
+            .map(|p| p.name.clone())
+            .collect();
+        assert_eq!(pictures.len(), 1);
+        let [fit, val, test] = probe_images(tmp.path(), &set.items, &pictures, 0..1);
+        // One crop of each photo, 36 images per crop: six training photos, `coffee`, `chelsea` and `china`.
+        assert_eq!((fit.len(), val.len(), test.len()), (6 * 36, 36, 2 * 36));
+        let source = |p: &PathBuf| {
+            set.items
+                .iter()
+                .find(|i| tmp.path().join(&i.image) == *p)
+                .map(|i| (i.source.clone(), i.crop))
+        };
+        for (p, _) in &fit {
+            let (name, crop) = source(p).expect("an item of the set");
+            assert!(!pictures.contains(&name) && crop == 0, "{name} {crop}");
+        }
+        for (p, _) in &test {
+            let (name, _) = source(p).expect("an item of the set");
+            assert!(name == "chelsea" || name == "china", "{name}");
+        }
+        Ok(())
+    }
 
     #[test]
     fn pretrain_set_adds_pictures_to_training_and_never_trains_on_held_out_photos() -> Result<()> {

@@ -179,10 +179,18 @@ fn trained_parts(p: &biqa_train::TrainablePolicy) -> String {
     };
     let (trained, frozen) = (list(false), list(true));
     let lora = if p.lora.is_some() { " (LoRA)" } else { "" };
+    let vision_rate = if !p.freeze_vision && p.vision_lr_scale != 1.0 {
+        format!(
+            ", the vision tower at {} times the learning rate",
+            p.vision_lr_scale
+        )
+    } else {
+        String::new()
+    };
     match (trained.is_empty(), frozen.is_empty()) {
-        (_, true) => format!("everything trained{lora}"),
+        (_, true) => format!("everything trained{lora}{vision_rate}"),
         (true, _) => "everything frozen".to_owned(),
-        _ => format!("{frozen} frozen; {trained} trained{lora}"),
+        _ => format!("{frozen} frozen; {trained} trained{lora}{vision_rate}"),
     }
 }
 
@@ -691,6 +699,14 @@ mod tests {
         assert_eq!(
             trained_parts(&frozen_vision),
             "the vision tower frozen; the abstractor and the LLM trained"
+        );
+        let slow_vision = TrainablePolicy {
+            vision_lr_scale: 0.1,
+            ..TrainablePolicy::default()
+        };
+        assert_eq!(
+            trained_parts(&slow_vision),
+            "everything trained, the vision tower at 0.1 times the learning rate"
         );
         assert_eq!(
             trained_parts(&TrainablePolicy::qalign_lora()),

@@ -70,6 +70,9 @@ pub struct AdamW {
     pub config: AdamWConfig,
     /// Per-parameter state.
     pub states: HashMap<ParamId, AdamState>,
+    /// Factors of the learning rate by parameter (a parameter not listed takes the rate as given); see
+    /// [`crate::TrainablePolicy::lr_scales`].
+    pub lr_scale: HashMap<ParamId, f64>,
 }
 
 impl AdamW {
@@ -78,6 +81,7 @@ impl AdamW {
         Self {
             config,
             states: HashMap::new(),
+            lr_scale: HashMap::new(),
         }
     }
 
@@ -88,7 +92,15 @@ impl AdamW {
         }
     }
 
-    /// One step with learning rate `lr` and the gradients `grads` (by parameter id, flattened like the
+    /// A fresh optimiser whose learning rate is multiplied by `lr_scale[id]` for the parameters listed.
+    pub fn with_lr_scale(config: AdamWConfig, lr_scale: HashMap<ParamId, f64>) -> Self {
+        Self {
+            lr_scale,
+            ..Self::new(config)
+        }
+    }
+
+    /// One step with learning rate `lr` (times [`AdamW::lr_scale`] where listed) and the gradients `grads` (by parameter id, flattened like the
     /// parameters, inner device) on `module`, returning the updated module. The gradients are consumed, so that the
     /// moments update in place where the backend allows. The parameters are independent: on a multi-core CPU they
     /// are updated by several threads (each parameter's arithmetic is unchanged).
@@ -108,6 +120,7 @@ impl AdamW {
                 };
                 Some(Job {
                     id,
+                    lr: lr * self.lr_scale.get(&id).copied().unwrap_or(1.0),
                     numel: g.shape().num_elements(),
                     p,
                     g,
@@ -131,10 +144,7 @@ impl AdamW {
             }
         }
         let run = |bucket: Vec<Job>| -> Vec<(ParamId, Tensor<1>, AdamState)> {
-            bucket
-                .into_iter()
-                .map(|j| adamw_update(&c, lr, j))
-                .collect()
+            bucket.into_iter().map(|j| adamw_update(&c, j)).collect()
         };
         let results: Vec<(ParamId, Tensor<1>, AdamState)> = if threads == 1 {
             buckets.into_iter().flat_map(|b| run(b.1)).collect()
@@ -167,6 +177,7 @@ impl AdamW {
 /// One parameter's AdamW update.
 struct Job {
     id: ParamId,
+    lr: f64,
     numel: usize,
     p: Tensor<1>,
     g: Tensor<1>,
@@ -175,9 +186,10 @@ struct Job {
 }
 
 /// torch's single-tensor AdamW on one parameter: returns the new value and state.
-fn adamw_update(c: &AdamWConfig, lr: f64, job: Job) -> (ParamId, Tensor<1>, AdamState) {
+fn adamw_update(c: &AdamWConfig, job: Job) -> (ParamId, Tensor<1>, AdamState) {
     let Job {
         id,
+        lr,
         p,
         g,
         state,

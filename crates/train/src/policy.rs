@@ -59,8 +59,8 @@ impl LoraConfig {
     }
 }
 
-/// Which parameters train.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// Which parameters train, and at what share of the learning rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainablePolicy {
     /// Freeze `model.vision_model` (mPLUG-Owl2 SFT: `--freeze_vision_model True`).
@@ -71,6 +71,22 @@ pub struct TrainablePolicy {
     pub freeze_llm: bool,
     /// LoRA on the LLM: everything else of the LLM is frozen, the adapters train.
     pub lora: Option<LoraConfig>,
+    /// The factor of the learning rate for the vision tower's parameters (1: the rate of the rest), for a tower
+    /// that should adapt more slowly than the parts trained from its output.
+    pub vision_lr_scale: f64,
+}
+
+impl Default for TrainablePolicy {
+    /// Everything trains, at one learning rate.
+    fn default() -> Self {
+        Self {
+            freeze_vision: false,
+            freeze_abstractor: false,
+            freeze_llm: false,
+            lora: None,
+            vision_lr_scale: 1.0,
+        }
+    }
 }
 
 impl TrainablePolicy {
@@ -82,7 +98,35 @@ impl TrainablePolicy {
             freeze_abstractor: false,
             freeze_llm: true,
             lora: Some(LoraConfig::default()),
+            vision_lr_scale: 1.0,
         }
+    }
+
+    /// The learning-rate factors of [`TrainablePolicy::vision_lr_scale`] by parameter id of `model` (empty when
+    /// the factor is 1), for [`crate::AdamW::with_lr_scale`].
+    ///
+    /// # Errors
+    /// A factor that is not finite and positive.
+    pub fn lr_scales(
+        &self,
+        model: &Owl2Net,
+    ) -> Result<std::collections::HashMap<burn::module::ParamId, f64>> {
+        let v = self.vision_lr_scale;
+        if !(v.is_finite() && v > 0.0) {
+            return Err(TrainError::InvalidSetting {
+                key: "trainable.vision_lr_scale",
+                value: v.to_string(),
+                reason: "must be finite and above 0",
+            });
+        }
+        if v == 1.0 {
+            return Ok(std::collections::HashMap::new());
+        }
+        Ok(param_infos(model)
+            .into_iter()
+            .filter(|p| Self::part(&p.name) == Part::Vision)
+            .map(|p| (p.id, v))
+            .collect())
     }
 
     /// Whether a training forward draws random numbers: LoRA with a dropout above 0 (see [`seed_dropout`]).

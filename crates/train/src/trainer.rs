@@ -565,7 +565,7 @@ pub fn train_distributed(
     let csv = out.join("metrics.csv");
     let evals_path = out.join("eval.jsonl");
 
-    let mut opt = AdamW::new(config.optimizer);
+    let mut opt = AdamW::with_lr_scale(config.optimizer, config.trainable.lr_scales(&model)?);
     let mut progress = Progress {
         global_step: 0,
         stage: 0,
@@ -693,7 +693,7 @@ pub fn train_distributed(
         progress.stage = si;
         if progress.stage_step == 0 {
             // A stage starts from the previous stage's weights with a fresh optimiser and schedule.
-            opt = AdamW::new(config.optimizer);
+            opt = AdamW::with_lr_scale(config.optimizer, config.trainable.lr_scales(&model)?);
         }
         let warmup = Schedule::warmup_steps(*steps, config.warmup_ratio);
         while progress.stage_step < *steps {

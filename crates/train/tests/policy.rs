@@ -436,3 +436,71 @@ fn lora_dropout_leaves_the_7b_count() -> Result<()> {
     ensure!(c.lora == 67_108_864 && c.trainable == 148_582_400, "{c:?}");
     Ok(())
 }
+
+#[test]
+fn the_vision_learning_rate_scale_applies_to_the_vision_tower_alone() -> Result<()> {
+    let _rng = rng_lock();
+    let device = Device::flex().autodiff();
+    let (model, assets) = load_model(model_dir(), &device)?;
+    let b = batch(&assets)?;
+    let p = assets
+        .preprocessor
+        .as_ref()
+        .ok_or_else(|| anyhow!("preprocessor"))?
+        .preprocess_paths(&b.images)?
+        .to_tensor(&device);
+    let out = model.forward_loss(&b, Some(p), 0.0)?;
+    let mut g = out.loss.backward();
+    let grads = collect_grads(&model, &mut g);
+    let policy = TrainablePolicy {
+        vision_lr_scale: 0.25,
+        ..TrainablePolicy::default()
+    };
+    let scales = policy.lr_scales(&model)?;
+    let infos = param_infos(&model);
+    let vision: std::collections::HashSet<_> = infos
+        .iter()
+        .filter(|p| p.name.starts_with("model.vision_model."))
+        .map(|p| p.id)
+        .collect();
+    ensure!(!vision.is_empty() && vision.len() < infos.len());
+    ensure!(
+        scales.len() == vision.len()
+            && scales
+                .iter()
+                .all(|(id, s)| vision.contains(id) && *s == 0.25),
+        "{} scales for {} vision parameters",
+        scales.len(),
+        vision.len()
+    );
+    // Scaled at 1e-2 = the vision tower as at 2.5e-3 and everything else as at 1e-2, bit for bit.
+    let step = |lr: f64, scales| {
+        let mut opt = AdamW::with_lr_scale(AdamWConfig::default(), scales);
+        biqa_train::params::param_values(&opt.step(model.clone(), lr, grads.clone()))
+    };
+    let scaled = step(1e-2, scales);
+    let full = step(1e-2, Default::default());
+    let slow = step(2.5e-3, Default::default());
+    for p in &infos {
+        let want = if vision.contains(&p.id) { &slow } else { &full };
+        ensure!(
+            host(&scaled[&p.id]) == host(&want[&p.id]),
+            "{}: the scaled step is not the expected rate's",
+            p.name
+        );
+    }
+    ensure!(host(&full[&infos[0].id]) != host(&slow[&infos[0].id]));
+    // No scale: no table; a scale that is not finite and positive: an error naming the key.
+    ensure!(TrainablePolicy::default().lr_scales(&model)?.is_empty());
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let e = TrainablePolicy {
+            vision_lr_scale: bad,
+            ..TrainablePolicy::default()
+        }
+        .lr_scales(&model)
+        .err()
+        .ok_or_else(|| anyhow!("{bad} accepted"))?;
+        ensure!(e.to_string().contains("vision_lr_scale"), "{e}");
+    }
+    Ok(())
+}
