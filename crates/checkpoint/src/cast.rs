@@ -95,11 +95,37 @@ pub(crate) fn stream_into(
         (true, _) => return Err(format!("shape {shape:?} is not a matrix")),
         (false, _) => (n, 1),
     };
+    if from == to {
+        // The same dtype: a copy (transposed or not), with no conversion per element.
+        return match from {
+            DType::F64 => same_dtype::<f64>(dims, transpose, read, dst),
+            DType::F32 => same_dtype::<f32>(dims, transpose, read, dst),
+            DType::F16 => same_dtype::<f16>(dims, transpose, read, dst),
+            _ => same_dtype::<bf16>(dims, transpose, read, dst),
+        };
+    }
     match from {
         DType::F64 => to_dtype::<f64>(|x| x, to, dims, transpose, read, dst),
         DType::F32 => to_dtype::<f32>(f64::from, to, dims, transpose, read, dst),
         DType::F16 => to_dtype::<f16>(f64::from, to, dims, transpose, read, dst),
         _ => to_dtype::<bf16>(f64::from, to, dims, transpose, read, dst),
+    }
+}
+
+/// [`stream_into`] from `S` into `S`: the elements are copied as they are (a bf16 → bf16 load went through f64
+/// and a rounding per element, 2.3 times PyTorch's load time on an AVX2 EPYC).
+fn same_dtype<S: bytemuck::Pod + Sync + Send>(
+    dims: (usize, usize),
+    transpose: bool,
+    read: &ReadAt<'_>,
+    dst: &mut [u8],
+) -> Result<(), String> {
+    let d = bytemuck::try_cast_slice_mut::<u8, S>(dst)
+        .map_err(|e| format!("destination buffer: {e:?}"))?;
+    if transpose {
+        transposed(dims, read, d, |x: S| x)
+    } else {
+        flat(read, d, |x: S| x)
     }
 }
 
