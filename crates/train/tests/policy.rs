@@ -443,13 +443,7 @@ fn the_vision_learning_rate_scale_applies_to_the_vision_tower_alone() -> Result<
     let device = Device::flex().autodiff();
     let (model, assets) = load_model(model_dir(), &device)?;
     let b = batch(&assets)?;
-    let p = assets
-        .preprocessor
-        .as_ref()
-        .ok_or_else(|| anyhow!("preprocessor"))?
-        .preprocess_paths(&b.images)?
-        .to_tensor(&device);
-    let out = model.forward_loss(&b, Some(p), 0.0)?;
+    let out = model.forward_loss(&b, Some(pixels(&assets, &b, &device)?), 0.0)?;
     let mut g = out.loss.backward();
     let grads = collect_grads(&model, &mut g);
     let policy = TrainablePolicy {
