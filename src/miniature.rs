@@ -513,6 +513,10 @@ pub fn pretrain(
 /// kept).
 pub const PROBE_LAMBDAS: [f64; 6] = [1.0, 10.0, 100.0, 1e3, 1e4, 1e5];
 
+/// The most features per image [`linear_probe`] takes (its normal equations are a `d × d` f64 matrix: 512 MiB at
+/// this bound).
+pub const PROBE_MAX_FEATURES: usize = 8192;
+
 /// What a linear probe of the frozen image tokens reads of the pseudo-MOS ([`linear_probe`]).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ProbeResult {
@@ -600,8 +604,8 @@ fn ridge_solve(a: &[f64], b: &[f64], d: usize, lambda: f64) -> Option<Vec<f64>> 
 /// ceiling that fine-tuning with the vision tower frozen works under.
 ///
 /// # Errors
-/// An image that cannot be read, a text-only model, fewer than two images in a split, or no strength with a
-/// finite SRCC.
+/// An image that cannot be read, a text-only model, fewer than two images in a split, more than
+/// [`PROBE_MAX_FEATURES`] features per image, or no strength with a finite SRCC.
 pub fn linear_probe(
     model: &biqa_model::Owl2,
     train: &[(PathBuf, f64)],
@@ -619,8 +623,18 @@ pub fn linear_probe(
             ),
         });
     }
+    // The width from one image first, so that a model too wide for the solve costs one forward, not the set's.
+    let d = image_features(model, &train[..1])?[0].len();
+    if d > PROBE_MAX_FEATURES {
+        return Err(Error::Setting {
+            key: "linear probe",
+            reason: format!(
+                "{d} features per image (image tokens x width); the ridge solve takes at most {PROBE_MAX_FEATURES} (a \
+                 d x d matrix): the probe is for the miniature's 9 x 128"
+            ),
+        });
+    }
     let xs = image_features(model, train)?;
-    let d = xs[0].len();
     let n = xs.len() as f64;
     let mut mean = vec![0.0f64; d];
     for x in &xs {
