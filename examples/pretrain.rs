@@ -303,32 +303,29 @@ fn main() -> Result<()> {
     // The linear probe of the frozen image tokens (the perception ceiling of frozen-vision fine-tuning), and the
     // same probe tested on other crops of the training photos (seen content): the gap is what does not transfer.
     let probe = if probe_crops > 0 {
-        let names: std::collections::HashSet<String> =
-            pictures.iter().map(|s| (*s).to_owned()).collect();
-        let [fit, val, test] = miniature::probe_images(&data, &set.items, &names, 0..probe_crops);
+        let [fit, val, test] =
+            miniature::probe_images(&data, &set.items, &pictures, 0..probe_crops);
         let [seen, _, _] =
-            miniature::probe_images(&data, &set.items, &names, probe_crops..2 * probe_crops);
+            miniature::probe_images(&data, &set.items, &pictures, probe_crops..2 * probe_crops);
         let m = Owl2::from_dir(&final_model, &Device::flex(), &LoadOptions::default())?;
-        let p = miniature::linear_probe(&m, &fit, &val, &test)?;
-        let s = miniature::linear_probe(&m, &fit, &val, &seen)?;
+        let p = miniature::linear_probe(&m, &fit, &val, &[&test, &seen])?;
         println!(
-            "linear probe of the image tokens ({} / {} / {} images): held-out photos SRCC {:.3} (validation {:.3}, ridge {}); other crops of the training photos ({} images) {:.3}; by ridge strength (λ, validation, held-out, seen): {:?}",
+            "linear probe of the image tokens ({} / {} / {} images): held-out photos SRCC {:.3} (validation {:.3}, ridge {}); other crops of the training photos ({} images) {:.3}; by ridge strength (λ, validation, held-out, seen): {}",
             p.images[0],
             p.images[1],
-            p.images[2],
-            p.test_srcc,
+            p.test_images[0],
+            p.test_srcc[0],
             p.val_srcc,
             p.lambda,
-            s.images[2],
-            s.test_srcc,
+            p.test_images[1],
+            p.test_srcc[1],
             p.by_lambda
                 .iter()
-                .zip(&s.by_lambda)
-                .map(|(a, b)| format!("({}, {:.3}, {:.3}, {:.3})", a.0, a.1, a.2, b.2))
+                .map(|(l, v, t)| format!("({l}, {v:.3}, {:.3}, {:.3})", t[0], t[1]))
                 .collect::<Vec<_>>()
                 .join(" ")
         );
-        Some(serde_json::json!({ "held_out_photos": p, "training_photos_other_crops": s }))
+        Some(p)
     } else {
         None
     };

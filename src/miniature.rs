@@ -520,17 +520,19 @@ pub const PROBE_MAX_FEATURES: usize = 8192;
 /// What a linear probe of the frozen image tokens reads of the pseudo-MOS ([`linear_probe`]).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ProbeResult {
-    /// Images fitted (training photos), validated (`coffee`) and tested (the held-out test photos).
-    pub images: [usize; 3],
+    /// Images fitted (training photos) and validated (`coffee`).
+    pub images: [usize; 2],
+    /// Images of each test set.
+    pub test_images: Vec<usize>,
     /// The ridge strength chosen on the validation photo.
     pub lambda: f64,
     /// SRCC of the chosen fit on the validation photo.
     pub val_srcc: f64,
-    /// SRCC of the chosen fit on the test photos: the perception ceiling of fine-tuning with the vision tower
-    /// frozen.
-    pub test_srcc: f64,
-    /// `(λ, validation SRCC, test SRCC)` for every strength of [`PROBE_LAMBDAS`].
-    pub by_lambda: Vec<(f64, f64, f64)>,
+    /// SRCC of the chosen fit on each test set (on the held-out test photos: the perception ceiling of
+    /// fine-tuning with the vision tower frozen).
+    pub test_srcc: Vec<f64>,
+    /// `(λ, validation SRCC, SRCC of each test set)` for every strength of [`PROBE_LAMBDAS`].
+    pub by_lambda: Vec<(f64, f64, Vec<f64>)>,
 }
 
 /// The image-token features of `images` (paths with their pseudo-MOS): the abstractor's output tokens
@@ -599,7 +601,8 @@ fn ridge_solve(a: &[f64], b: &[f64], d: usize, lambda: f64) -> Option<Vec<f64>> 
 
 /// A linear probe of a model's frozen image tokens: ridge regression of the pseudo-MOS on the flattened
 /// abstractor outputs ([`image_features`], each feature standardised on the fitting set), fitted on `train`,
-/// the strength of [`PROBE_LAMBDAS`] chosen by the SRCC on `val`, ranked on `test` (each `(image path, pseudo-MOS)`).
+/// the strength of [`PROBE_LAMBDAS`] chosen by the SRCC on `val`, ranked on each set of `tests` (each image
+/// `(path, pseudo-MOS)`; the fit and the choice are made once for all of them).
 /// It measures how much of the quality a starting point's image tokens carry in a linearly readable form: the
 /// ceiling that fine-tuning with the vision tower frozen works under.
 ///
@@ -610,16 +613,16 @@ pub fn linear_probe(
     model: &biqa_model::Owl2,
     train: &[(PathBuf, f64)],
     val: &[(PathBuf, f64)],
-    test: &[(PathBuf, f64)],
+    tests: &[&[(PathBuf, f64)]],
 ) -> Result<ProbeResult> {
-    if train.len() < 2 || val.len() < 2 || test.len() < 2 {
+    let test_images: Vec<usize> = tests.iter().map(|t| t.len()).collect();
+    if train.len() < 2 || val.len() < 2 || tests.is_empty() || test_images.iter().any(|&n| n < 2) {
         return Err(Error::Setting {
             key: "linear probe",
             reason: format!(
-                "needs two images per split, got {} / {} / {}",
+                "needs two images per split, got {} / {} / {test_images:?}",
                 train.len(),
                 val.len(),
-                test.len()
             ),
         });
     }
@@ -685,7 +688,7 @@ pub fn linear_probe(
         ))
     };
     let (val_x, val_y) = held(val)?;
-    let (test_x, test_y) = held(test)?;
+    let test_sets = tests.iter().map(|t| held(t)).collect::<Result<Vec<_>>>()?;
     let srcc = |w: &[f64], x: &[Vec<f64>], y: &[f64]| -> f64 {
         let pred: Vec<f64> = x
             .iter()
@@ -696,24 +699,26 @@ pub fn linear_probe(
             .filter(|v| v.is_finite())
             .unwrap_or(f64::NAN)
     };
-    let by_lambda: Vec<(f64, f64, f64)> = PROBE_LAMBDAS
+    let by_lambda: Vec<(f64, f64, Vec<f64>)> = PROBE_LAMBDAS
         .iter()
         .filter_map(|&l| {
             let w = ridge_solve(&a, &b, d, l)?;
-            Some((l, srcc(&w, &val_x, &val_y), srcc(&w, &test_x, &test_y)))
+            let on_tests = test_sets.iter().map(|(x, y)| srcc(&w, x, y)).collect();
+            Some((l, srcc(&w, &val_x, &val_y), on_tests))
         })
         .collect();
     let best = by_lambda
         .iter()
-        .filter(|r| r.1.is_finite() && r.2.is_finite())
+        .filter(|r| r.1.is_finite() && r.2.iter().all(|v| v.is_finite()))
         .max_by(|x, y| x.1.total_cmp(&y.1))
-        .copied()
+        .cloned()
         .ok_or_else(|| Error::Setting {
             key: "linear probe",
             reason: "no ridge strength gave a finite SRCC (constant features or scores)".into(),
         })?;
     Ok(ProbeResult {
-        images: [train.len(), val.len(), test.len()],
+        images: [train.len(), val.len()],
+        test_images,
         lambda: best.0,
         val_srcc: best.1,
         test_srcc: best.2,
@@ -727,14 +732,14 @@ pub fn linear_probe(
 pub fn probe_images(
     data: &Path,
     items: &[SynthItem],
-    pictures: &std::collections::HashSet<String>,
+    pictures: &std::collections::HashSet<&str>,
     crops: std::ops::Range<usize>,
 ) -> [Vec<(PathBuf, f64)>; 3] {
     let pick = |split: Split| -> Vec<(PathBuf, f64)> {
         items
             .iter()
             .filter(|i| {
-                i.split == split && crops.contains(&i.crop) && !pictures.contains(&i.source)
+                i.split == split && crops.contains(&i.crop) && !pictures.contains(i.source.as_str())
             })
             .map(|i| (data.join(&i.image), i.mos))
             .collect()
@@ -773,10 +778,10 @@ mod tests {
             ..PretrainSettings::default()
         };
         let (set, photos) = pretrain_set(tmp.path(), &settings)?;
-        let pictures: std::collections::HashSet<String> = photos
+        let pictures: std::collections::HashSet<&str> = photos
             .iter()
             .filter(|p| p.subject == biqa_data::DEAD_LEAVES_SUBJECT)
-            .map(|p| p.name.clone())
+            .map(|p| p.name.as_str())
             .collect();
         assert_eq!(pictures.len(), 1);
         let [fit, val, test] = probe_images(tmp.path(), &set.items, &pictures, 0..1);
@@ -790,7 +795,10 @@ mod tests {
         };
         for (p, _) in &fit {
             let (name, crop) = source(p).expect("an item of the set");
-            assert!(!pictures.contains(&name) && crop == 0, "{name} {crop}");
+            assert!(
+                !pictures.contains(name.as_str()) && crop == 0,
+                "{name} {crop}"
+            );
         }
         for (p, _) in &test {
             let (name, _) = source(p).expect("an item of the set");

@@ -100,10 +100,11 @@ impl AdamW {
         }
     }
 
-    /// One step with learning rate `lr` (times [`AdamW::lr_scale`] where listed) and the gradients `grads` (by parameter id, flattened like the
-    /// parameters, inner device) on `module`, returning the updated module. The gradients are consumed, so that the
-    /// moments update in place where the backend allows. The parameters are independent: on a multi-core CPU they
-    /// are updated by several threads (each parameter's arithmetic is unchanged).
+    /// One step with learning rate `lr` (times [`AdamW::lr_scale`] where listed) and the gradients `grads` (by
+    /// parameter id, flattened like the parameters, inner device) on `module`, returning the updated module. The
+    /// gradients are consumed, so that the moments update in place where the backend allows. The parameters are
+    /// independent: on a multi-core CPU they are updated by several threads (each parameter's arithmetic is
+    /// unchanged).
     pub fn step<M: Module>(&mut self, module: M, lr: f64, grads: HashMap<ParamId, FlatGrad>) -> M {
         let infos = param_infos(&module);
         let decay: HashMap<ParamId, bool> = infos.iter().map(|p| (p.id, self.decays(p))).collect();
